@@ -1,0 +1,244 @@
+"""`llmcore ...`: every stage of the journey from a terminal.
+
+    llmcore corpus storyworld --out story.txt      the pre-training data, with its sizes
+    llmcore train --out runs/mine                  pre-train a GPT (tqdm bar with loss, tokens/s)
+    llmcore generate storyworld --prompt "Mia"     the inference engine
+    llmcore inspect storyworld --json              the parameter file, number by number
+    llmcore export-hf RUN OUT / import-hf DIR OUT  to and from Hugging Face's GPT-2 format
+    llmcore scale --preset llama-2-70b             the toy's numbers at Llama-2-70B scale
+
+Each command is a thin wrapper over the library. Bad input prints one line to stderr
+and exits with status 2; data outputs take --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from llmcore.errors import UserError
+
+
+def _emit(data, as_json: bool, text: str):
+    print(json.dumps(data, indent=2) if as_json else text)
+
+
+# --- data ---------------------------------------------------------------------------
+
+
+def cmd_corpus(a):
+    from llmcore.corpus import load_corpus
+    from llmcore.tokenizer import load_tokenizer
+
+    corpus = load_corpus(a.name, a.split, n_chars=a.n_chars)
+    tok = load_tokenizer(a.tokenizer) if a.tokenizer else None
+    if a.out:
+        Path(a.out).write_text(corpus.text, encoding="utf-8")
+    stats = {"corpus": corpus.name, "split": a.split, "source": corpus.source, **corpus.stats(tok)}
+    if a.out:
+        stats["written_to"] = a.out
+    _emit(stats, a.json, "\n".join(f"{k:>16}: {v:,}" if isinstance(v, int) else f"{k:>16}: {v}" for k, v in stats.items()))
+
+
+# --- pre-training -------------------------------------------------------------------
+
+
+def cmd_train(a):
+    from tqdm import tqdm
+
+    from llmcore.train import TrainConfig, train
+
+    cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in fields(TrainConfig) if getattr(a, f.name, None) is not None})
+    bar = tqdm(total=cfg.steps, unit="step", disable=a.quiet)
+
+    def progress(ev):
+        if ev.kind == "start":
+            bar.n = ev.step
+            bar.set_description(f"{ev.info['n_params']:,} parameters on {ev.info['device']}")
+        elif ev.kind == "step":
+            bar.update(ev.step - bar.n)
+            post = {"loss": f"{ev.loss:.3f}", "tok/s": f"{ev.tokens_per_s:,.0f}"}
+            if ev.val_bpb is not None:
+                post["val bits/byte"] = f"{ev.val_bpb:.3f}"
+            bar.set_postfix(post)
+        elif ev.kind == "sample" and not a.quiet:
+            tqdm.write(f"step {ev.step}: {next(iter(ev.samples.values()))!r}")
+
+    out = train(cfg, a.out, callbacks=(progress,), resume=a.resume)
+    bar.close()
+    from llmcore.run import load_run
+
+    print(json.dumps(load_run(out).provenance | {"run": str(out)}, indent=2))
+
+
+# --- inference ----------------------------------------------------------------------
+
+
+def cmd_generate(a):
+    from llmcore.generate import Sampling, steps
+    from llmcore.run import load_run
+
+    run = load_run(a.run)
+    s = Sampling(temperature=a.temperature, top_k=a.top_k, top_p=a.top_p, max_new_tokens=a.max_new_tokens,
+                 seed=a.seed, stop=tuple(a.stop or ()))
+    if a.json:
+        rows = [vars(step) for step in steps(run.model, run.tokenizer, a.prompt, s)]
+        print(json.dumps({"prompt": a.prompt, "steps": rows, "text": run.tokenizer.decode([r["token_id"] for r in rows])}, indent=2))
+        return
+    sys.stdout.write(a.prompt)
+    ids = []
+    for step in steps(run.model, run.tokenizer, a.prompt, s):
+        if step.notice:
+            print(f"\n[{step.notice}]", file=sys.stderr)
+        ids.append(step.token_id)
+        sys.stdout.write(step.text if run.tokenizer.kind == "char" else "")
+        sys.stdout.flush()
+    if run.tokenizer.kind != "char":
+        sys.stdout.write(run.tokenizer.decode(ids))
+    sys.stdout.write("\n")
+
+
+# --- parameters ---------------------------------------------------------------------
+
+
+def cmd_inspect(a):
+    from llmcore.params import inspect_file
+    from llmcore.run import MODEL_FILE, resolve_run
+
+    path = Path(a.file)
+    if not path.is_file():
+        path = resolve_run(a.file) / MODEL_FILE
+    info = inspect_file(path, n_values=a.values)
+    if a.json:
+        print(json.dumps(info, indent=2))
+        return
+    print(f"{info['file']}\n  {info['n_params']:,} parameters stored as {info['dtype']} "
+          f"({info['bytes_per_param']:.3g} bytes each)\n  {info['identity']}")
+    print("  first numbers of", info["first_values"]["tensor"], ":", ", ".join(f"{v:.4f}" for v in info["first_values"]["values"]))
+    for t in info["tensors"]:
+        print(f"  {t['name']:<32} {t['dtype']:>5} {str(t['shape']):>14} {t['bytes']:>10,} bytes")
+
+
+def cmd_export_hf(a):
+    from llmcore.hf import export_hf
+    from llmcore.run import load_run
+
+    print(export_hf(load_run(a.run), a.out))
+
+
+def cmd_import_hf(a):
+    from llmcore.hf import import_hf
+
+    print(import_hf(a.folder, a.out))
+
+
+# --- scale --------------------------------------------------------------------------
+
+
+def cmd_scale(a):
+    from llmcore import scale
+
+    if a.check:
+        check = scale.llama2_70b_check()
+        _emit(check, a.json, scale.format_check(check))
+        return
+    est = scale.estimate(a.preset, params=a.params, tokens=a.tokens, gpus=a.gpus, price=a.price, mfu=a.mfu,
+                         accelerator=a.accelerator, dtype=a.dtype)
+    _emit(est, a.json, scale.format_estimate(est))
+
+
+# --- the parser ---------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from llmcore.train import TrainConfig
+
+    p = argparse.ArgumentParser(prog="llmcore", description="Learn how an LLM works by running one.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what the library is doing")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, fn, help):
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    c = command("corpus", cmd_corpus, "write a corpus (or one split) to a file and print its sizes")
+    c.add_argument("name", help="storyworld, python-docs, or a path to a .txt file or folder")
+    c.add_argument("--split", default="train", choices=["train", "val", "all"], help="which part")
+    c.add_argument("--n-chars", type=int, default=None, help="limit the size (characters)")
+    c.add_argument("--out", help="write the text here")
+    c.add_argument("--tokenizer", help="a tokenizer.json, to count tokens too")
+    c.add_argument("--json", action="store_true", help="print JSON")
+
+    t = command("train", cmd_train, "pre-train a GPT and write a run directory")
+    t.add_argument("--out", required=True, help="the run directory to write")
+    t.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    defaults = TrainConfig()
+    helps = {"corpus": "storyworld, python-docs or a path", "tokenizer": "bpe, char, or a tokenizer.json",
+             "preset": "model shape: nano, micro, storyworld, small-10m, medium-100m, gpt2-124m"}
+    for f in fields(TrainConfig):
+        kind = type(getattr(defaults, f.name))
+        kind = {type(None): float if f.name == "max_seconds" else int}.get(kind, kind)
+        t.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
+                       help=f"{helps.get(f.name, f.name.replace('_', ' '))} (default: {getattr(defaults, f.name)})")
+
+    g = command("generate", cmd_generate, "continue a prompt with a trained model")
+    g.add_argument("run", help="a run directory or a shipped run name (e.g. storyworld)")
+    g.add_argument("--prompt", default="Once upon a time", help="the text to continue")
+    g.add_argument("--temperature", type=float, default=0.8, help="0 = greedy; higher = more surprising")
+    g.add_argument("--top-k", type=int, default=0, help="sample only from the k most likely tokens (0 = all)")
+    g.add_argument("--top-p", type=float, default=1.0, help="sample from the smallest set with this total probability")
+    g.add_argument("--max-new-tokens", type=int, default=100, help="how many tokens to add")
+    g.add_argument("--seed", type=int, default=0, help="same seed, same text")
+    g.add_argument("--stop", action="append", help="stop at this string (repeatable)")
+    g.add_argument("--json", action="store_true", help="print every step with its probabilities")
+
+    i = command("inspect", cmd_inspect, "look inside a parameter file: sizes, tensors, raw numbers")
+    i.add_argument("file", help="a .safetensors file, a run directory or a shipped run name")
+    i.add_argument("--values", type=int, default=8, help="how many raw numbers to show")
+    i.add_argument("--json", action="store_true", help="print JSON")
+
+    e = command("export-hf", cmd_export_hf, "write a run as a Hugging Face GPT-2 folder")
+    e.add_argument("run", help="a run directory or shipped run name")
+    e.add_argument("out", help="the folder to write")
+
+    m = command("import-hf", cmd_import_hf, "turn a Hugging Face GPT-2 folder (safetensors) into a run")
+    m.add_argument("folder", help="a folder with config.json, model.safetensors, tokenizer.json")
+    m.add_argument("out", help="the run directory to write")
+
+    s = command("scale", cmd_scale, "parameters, file size, training compute, cost and speed at scale")
+    s.add_argument("--preset", default="llama-2-70b", help="gpt2-124m, llama-2-7b, llama-2-13b, llama-2-70b, gpt-3-175b")
+    s.add_argument("--params", type=float, help="override the parameter count")
+    s.add_argument("--tokens", type=float, help="training tokens")
+    s.add_argument("--gpus", type=int, help="number of GPUs")
+    s.add_argument("--price", type=float, help="dollars per GPU-hour")
+    s.add_argument("--mfu", type=float, help="model FLOPs utilisation, 0..1")
+    s.add_argument("--accelerator", default="a100-80gb", help="a100-80gb, h100-sxm or this-machine")
+    s.add_argument("--dtype", default="bf16", help="fp32, bf16, fp16, int8 or int4")
+    s.add_argument("--check", action="store_true", help="check the explainer's Llama 2 70B claims")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        a.fn(a)
+    except UserError as e:
+        print(f"llmcore {a.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"llmcore {a.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

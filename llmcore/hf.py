@@ -1,0 +1,149 @@
+"""Export to and import from a Hugging Face GPT-2 folder, with identical logits.
+
+llmcore's GPT is GPT-2's architecture, so the only differences are names and one
+transpose. This is the one place that maps TransformerLens-style names to GPT-2's:
+
+    llmcore                      Hugging Face GPT2LMHeadModel
+    W_E                          transformer.wte.weight        (also lm_head, tied)
+    W_pos                        transformer.wpe.weight
+    blocks.i.ln1.w / .b          transformer.h.i.ln_1.weight / .bias
+    blocks.i.attn.qkv            transformer.h.i.attn.c_attn   (Conv1D: weight stored [in, out])
+    blocks.i.attn.out            transformer.h.i.attn.c_proj
+    blocks.i.ln2.w / .b          transformer.h.i.ln_2.weight / .bias
+    blocks.i.mlp.fc_in           transformer.h.i.mlp.c_fc
+    blocks.i.mlp.fc_out          transformer.h.i.mlp.c_proj
+    ln_final.w / .b              transformer.ln_f.weight / .bias
+
+Neither direction needs the `transformers` package: the folder is a config.json and
+a model.safetensors (plus the tokenizer files), which `transformers` loads with
+`AutoModelForCausalLM.from_pretrained(folder)`. Import reads safetensors only; a
+folder with just `pytorch_model.bin` (a pickle) is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from llmcore.errors import UserError
+
+_LINEAR = {"attn.qkv": "attn.c_attn", "attn.out": "attn.c_proj", "mlp.fc_in": "mlp.c_fc", "mlp.fc_out": "mlp.c_proj"}
+_NORMS = {"ln1": "ln_1", "ln2": "ln_2"}
+
+
+def to_hf_state(model) -> dict[str, torch.Tensor]:
+    """llmcore state dict -> GPT-2 names (Conv1D weights transposed)."""
+    hf = {"transformer.wte.weight": model.W_E, "transformer.wpe.weight": model.W_pos,
+          "transformer.ln_f.weight": model.ln_final.w, "transformer.ln_f.bias": model.ln_final.b}
+    for i, block in enumerate(model.blocks):
+        pre = f"transformer.h.{i}."
+        for ours, theirs in _NORMS.items():
+            norm = getattr(block, ours)
+            hf[pre + theirs + ".weight"], hf[pre + theirs + ".bias"] = norm.w, norm.b
+        for ours, theirs in _LINEAR.items():
+            lin = block.get_submodule(ours)
+            hf[pre + theirs + ".weight"] = lin.weight.T  # nn.Linear [out, in] -> Conv1D [in, out]
+            hf[pre + theirs + ".bias"] = lin.bias
+    return {k: v.detach().float().contiguous().clone() for k, v in hf.items()}
+
+
+def hf_config(cfg) -> dict:
+    return {
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "vocab_size": cfg.d_vocab,
+        "n_positions": cfg.n_ctx,
+        "n_ctx": cfg.n_ctx,
+        "n_embd": cfg.d_model,
+        "n_layer": cfg.n_layers,
+        "n_head": cfg.n_heads,
+        "n_inner": cfg.d_mlp,
+        "activation_function": "gelu_new",
+        "layer_norm_epsilon": cfg.ln_eps,
+        "resid_pdrop": 0.0,
+        "embd_pdrop": 0.0,
+        "attn_pdrop": 0.0,
+        "tie_word_embeddings": True,
+        "scale_attn_weights": True,
+        "torch_dtype": "float32",
+    }
+
+
+def export_hf(run, out_dir) -> Path:
+    """Write a Hugging Face GPT-2 folder for an opened run (`llmcore.run.load_run`)."""
+    from safetensors.torch import save_file
+
+    from llmcore.tokenizer import save_hf
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(hf_config(run.model.cfg), indent=2))
+    save_file(to_hf_state(run.model), str(out / "model.safetensors"), metadata={"format": "pt"})
+    save_hf(run.tokenizer, out)
+    return out
+
+
+def import_hf(folder, out_dir) -> Path:
+    """Read a Hugging Face GPT-2 folder (safetensors) and write an llmcore run directory."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from llmcore.model import GPT, GPTConfig
+    from llmcore.params import read_header, save_params
+    from llmcore.run import TOKENIZER_FILE
+    from llmcore.tokenizer import load_hf
+
+    folder = Path(folder)
+    cfg_path, weights = folder / "config.json", folder / "model.safetensors"
+    if not cfg_path.is_file():
+        raise UserError(f"{folder}: no config.json; is this a Hugging Face model folder?")
+    if not weights.is_file():
+        hint = " (only pytorch_model.bin, a pickle: llmcore never loads pickles)" if (folder / "pytorch_model.bin").exists() else ""
+        raise UserError(f"{folder}: no model.safetensors{hint}")
+    try:
+        c = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{cfg_path}: not valid JSON") from None
+    if not isinstance(c, dict) or c.get("model_type") != "gpt2":
+        raise UserError(f"{cfg_path}: model_type is {c.get('model_type') if isinstance(c, dict) else None!r}; only gpt2 is supported")
+    if c.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
+        raise UserError(f"{cfg_path}: activation {c['activation_function']!r} is not GPT-2's gelu_new")
+    cfg = GPTConfig(d_vocab=c["vocab_size"], n_ctx=c.get("n_positions", c.get("n_ctx", 1024)), d_model=c["n_embd"],
+                    n_layers=c["n_layer"], n_heads=c["n_head"], d_mlp=c.get("n_inner") or 0,
+                    ln_eps=c.get("layer_norm_epsilon", 1e-5))
+    read_header(weights)
+    try:
+        hf = load_file(str(weights))
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise UserError(f"{weights}: cannot read ({str(e).splitlines()[0]})") from None
+    hf = {k if k.startswith(("transformer.", "lm_head.")) else "transformer." + k: v for k, v in hf.items()}
+
+    model = GPT(cfg)
+    want = to_hf_state(model)
+    missing = [k for k in want if k not in hf]
+    if missing:
+        raise UserError(f"{weights}: missing {len(missing)} GPT-2 tensors, e.g. {missing[0]!r}")
+    for k, v in want.items():
+        if hf[k].shape != v.shape:
+            raise UserError(f"{weights}: {k} has shape {tuple(hf[k].shape)}, config needs {tuple(v.shape)}")
+    # walk the same mapping backwards
+    state = {}
+    state["W_E"], state["W_pos"] = hf["transformer.wte.weight"], hf["transformer.wpe.weight"]
+    state["ln_final.w"], state["ln_final.b"] = hf["transformer.ln_f.weight"], hf["transformer.ln_f.bias"]
+    for i in range(cfg.n_layers):
+        pre = f"transformer.h.{i}."
+        for ours, theirs in _NORMS.items():
+            state[f"blocks.{i}.{ours}.w"], state[f"blocks.{i}.{ours}.b"] = hf[pre + theirs + ".weight"], hf[pre + theirs + ".bias"]
+        for ours, theirs in _LINEAR.items():
+            state[f"blocks.{i}.{ours}.weight"] = hf[pre + theirs + ".weight"].T
+            state[f"blocks.{i}.{ours}.bias"] = hf[pre + theirs + ".bias"]
+    model.load_state_dict({k: v.float().contiguous() for k, v in state.items()})
+
+    tok = load_hf(folder)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tok.save(out / TOKENIZER_FILE)
+    save_params(model, out / "model.safetensors", tokenizer_kind=tok.kind, provenance={"imported_from": str(folder)})
+    return out

@@ -1,0 +1,402 @@
+"""The model: a GPT-2 style transformer with TransformerLens hook points.
+
+It follows GPT-2 (Radford et al., 2019) and nanoGPT's model.py: learned token and
+position embeddings, pre-LayerNorm blocks (attention, then a GELU MLP, each added
+to the residual stream), a final LayerNorm, and an unembedding tied to the token
+embedding. The maths is the same as Hugging Face's `GPT2LMHeadModel`, which is how
+`llmcore.hf` can export and import with identical logits.
+
+Names follow TransformerLens (d_model, n_layers, n_heads, d_head, d_mlp, d_vocab,
+n_ctx, W_E, W_pos, W_Q...). Every interesting activation passes through a
+`HookPoint`, so `model.run_with_cache(tokens)` and `model.run_with_hooks(...)`
+work as on any TransformerLens model:
+
+    hook_embed, hook_pos_embed                      [batch, pos, d_model]
+    blocks.{i}.hook_resid_pre / hook_resid_mid / hook_resid_post
+    blocks.{i}.attn.hook_q / hook_k / hook_v / hook_z   [batch, pos, head, d_head]
+    blocks.{i}.attn.hook_attn_scores / hook_pattern     [batch, head, query_pos, key_pos]
+    blocks.{i}.hook_attn_out, blocks.{i}.hook_mlp_out  [batch, pos, d_model]
+    blocks.{i}.mlp.hook_pre / hook_post                [batch, pos, d_mlp]
+    ln_final.hook_normalized                            [batch, pos, d_model]
+
+Two paths compute attention. The fast path calls `scaled_dot_product_attention`
+(a fused kernel) and is what training and plain generation use. The glass path
+writes the softmax out by hand; it runs whenever something hooks the attention
+scores or pattern (for example `run_with_cache`), so a learner can see the
+pattern. tests/test_model.py holds the two paths equal.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import weakref
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformer_lens.HookedRootModule import HookedRootModule
+from transformer_lens.hook_points import HookPoint
+
+from llmcore.errors import UserError
+
+
+@dataclass
+class GPTConfig:
+    """The shape of a GPT. Every number here fixes how many parameters it has."""
+
+    d_vocab: int  # how many different tokens exist (the tokenizer's vocabulary size)
+    n_ctx: int = 128  # the longest text the model reads at once, in tokens
+    d_model: int = 128  # width of the residual stream: numbers per token position
+    n_layers: int = 4  # how many transformer blocks are stacked
+    n_heads: int = 4  # attention heads per block; each reads d_head = d_model / n_heads numbers
+    d_mlp: int = 0  # hidden width of each MLP; 0 means the GPT-2 default 4 * d_model
+    ln_eps: float = 1e-5  # LayerNorm's epsilon, as GPT-2
+    dropout: float = 0.0  # dropout probability while training (0 for small, short CPU runs)
+
+    def __post_init__(self):
+        if self.d_mlp == 0:
+            self.d_mlp = 4 * self.d_model
+        for name in ("d_vocab", "n_ctx", "d_model", "n_layers", "n_heads", "d_mlp"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UserError(f"model config: {name} must be a positive integer, got {value!r}")
+            if value > 1_000_000:
+                raise UserError(f"model config: {name}={value} is too large for this library")
+        if self.d_model % self.n_heads:
+            raise UserError(
+                f"model config: d_model ({self.d_model}) must divide evenly into n_heads ({self.n_heads})"
+            )
+        for name in ("dropout", "ln_eps"):  # a string here would otherwise fail as a TypeError below
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UserError(f"model config: {name} must be a number, got {value!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise UserError(f"model config: dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 < self.ln_eps < 1.0:
+            raise UserError(f"model config: ln_eps must be in (0, 1), got {self.ln_eps}")
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GPTConfig:
+        """Build from a dict, ignoring unknown keys (files from newer versions still load)."""
+        if not isinstance(d, dict):
+            raise UserError("model config must be a JSON object")
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in d.items() if k in known})
+        except TypeError as e:
+            raise UserError(f"model config is incomplete: {e}") from None
+
+    def n_params(self) -> int:
+        """Parameter count from the shape alone (tied embeddings, so W_E is counted once)."""
+        return sum(parameter_breakdown(self).values())
+
+
+# Named shapes, from a toy you can read in full to GPT-2 small. d_vocab is filled in
+# from the tokenizer when a model is built (GPT-2 small's is its own 50,257).
+PRESETS: dict[str, dict] = {
+    "nano": dict(d_model=32, n_layers=2, n_heads=2, n_ctx=64),  # ~0.1M with a 1k vocabulary
+    "micro": dict(d_model=64, n_layers=4, n_heads=4, n_ctx=128),  # ~0.3M
+    "storyworld": dict(d_model=128, n_layers=4, n_heads=4, n_ctx=128),  # ~0.9M, the shipped run
+    "small-10m": dict(d_model=384, n_layers=6, n_heads=6, n_ctx=256),  # ~11M
+    "medium-100m": dict(d_model=768, n_layers=14, n_heads=12, n_ctx=512),  # ~100M
+    "gpt2-124m": dict(d_model=768, n_layers=12, n_heads=12, n_ctx=1024, d_vocab=50257),
+}
+
+
+def config_from_preset(preset: str, d_vocab: int, **overrides) -> GPTConfig:
+    if preset not in PRESETS:
+        raise UserError(f"unknown model preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    kw = {"d_vocab": d_vocab, **PRESETS[preset], **overrides}
+    return GPTConfig(**kw)
+
+
+def parameter_breakdown(cfg: GPTConfig) -> dict[str, int]:
+    """Where the parameters live, by component. Sums to the model's parameter count.
+
+    For the storyworld preset with a 1,024-token vocabulary:
+    {'embeddings': 147456, 'attention': 264192, 'mlp': 526848, 'norms': 2304}
+    """
+    d, L = cfg.d_model, cfg.n_layers
+    return {
+        "embeddings": cfg.d_vocab * d + cfg.n_ctx * d,  # W_E (shared with the unembedding) + W_pos
+        "attention": L * (3 * d * d + 3 * d + d * d + d),  # W_Q, W_K, W_V, W_O and their biases
+        "mlp": L * (d * cfg.d_mlp + cfg.d_mlp + cfg.d_mlp * d + d),  # W_in, b_in, W_out, b_out
+        "norms": (2 * L + 1) * 2 * d,  # a scale and a shift per LayerNorm
+    }
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm with TransformerLens's parameter names (w, b) and output hook."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.eps = cfg.ln_eps
+        self.w = nn.Parameter(torch.ones(cfg.d_model))
+        self.b = nn.Parameter(torch.zeros(cfg.d_model))
+        self.hook_normalized = HookPoint()  # [batch, pos, d_model]
+
+    def forward(self, x):
+        return self.hook_normalized(F.layer_norm(x, x.shape[-1:], self.w, self.b, self.eps))
+
+
+class KVCache:
+    """Keys and values of every position seen so far, so each new token costs one step.
+
+    Without a cache, producing token t re-reads all t previous tokens through every
+    layer; with it, only the new token passes through, attending to stored keys and
+    values. Buffers are allocated once for the whole context: [batch, head, n_ctx, d_head].
+    """
+
+    def __init__(self, cfg: GPTConfig, batch: int, device=None, dtype=torch.float32):
+        shape = (batch, cfg.n_heads, cfg.n_ctx, cfg.d_head)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
+        self.pos = 0  # how many positions are filled
+
+    def __len__(self):
+        return self.pos
+
+
+class Attention(nn.Module):
+    """Multi-head causal self-attention.
+
+    Q, K and V come from one fused matrix (fast on a CPU); `W_Q`, `W_K`, `W_V`, `W_O`
+    present it in TransformerLens's per-head shapes for interpretability work.
+    """
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)  # [d_model] -> [q | k | v]
+        self.out = nn.Linear(cfg.d_model, cfg.d_model)  # heads, concatenated -> residual
+        self.dropout = cfg.dropout
+        self.hook_q = HookPoint()  # [batch, pos, head, d_head]
+        self.hook_k = HookPoint()
+        self.hook_v = HookPoint()
+        self.hook_attn_scores = HookPoint()  # [batch, head, query_pos, key_pos], before softmax
+        self.hook_pattern = HookPoint()  # [batch, head, query_pos, key_pos], rows sum to 1
+        self.hook_z = HookPoint()  # [batch, pos, head, d_head], the heads' outputs
+
+    def _per_head(self, W):  # [d_model out, d_model in] -> [head, d_model, d_head]
+        c = self.cfg
+        return W.T.reshape(c.d_model, c.n_heads, c.d_head).permute(1, 0, 2)
+
+    @property
+    def W_Q(self):
+        return self._per_head(self.qkv.weight[: self.cfg.d_model])
+
+    @property
+    def W_K(self):
+        return self._per_head(self.qkv.weight[self.cfg.d_model : 2 * self.cfg.d_model])
+
+    @property
+    def W_V(self):
+        return self._per_head(self.qkv.weight[2 * self.cfg.d_model :])
+
+    @property
+    def W_O(self):  # [head, d_head, d_model]
+        c = self.cfg
+        return self.out.weight.T.reshape(c.n_heads, c.d_head, c.d_model)
+
+    def _glass(self) -> bool:
+        """True when someone is watching the scores or pattern: then write softmax out."""
+        return bool(self.hook_attn_scores._forward_hooks or self.hook_pattern._forward_hooks)
+
+    def forward(self, x, cache: KVCache | None = None, layer: int = 0):
+        B, T, _ = x.shape
+        c = self.cfg
+        q, k, v = self.qkv(x).split(c.d_model, dim=2)  # 3 x [B, T, d_model]
+        q = self.hook_q(q.view(B, T, c.n_heads, c.d_head))  # [B, T, nh, hs]
+        k = self.hook_k(k.view(B, T, c.n_heads, c.d_head))
+        v = self.hook_v(v.view(B, T, c.n_heads, c.d_head))
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B, nh, T, hs]
+
+        past = 0
+        if cache is not None:  # store this chunk's keys/values, then attend over all so far
+            past = cache.pos
+            cache.k[layer][:, :, past : past + T] = k
+            cache.v[layer][:, :, past : past + T] = v
+            k = cache.k[layer][:, :, : past + T]
+            v = cache.v[layer][:, :, : past + T]
+        S = past + T  # number of key positions
+
+        if self._glass():
+            scores = q @ k.transpose(-2, -1) / math.sqrt(c.d_head)  # [B, nh, T, S]
+            # query i (at absolute position past + i) may look at keys 0 .. past + i
+            mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=past)
+            scores = self.hook_attn_scores(scores.masked_fill(~mask, float("-inf")))
+            pattern = self.hook_pattern(scores.softmax(dim=-1))
+            pattern = F.dropout(pattern, self.dropout, self.training)
+            z = pattern @ v  # [B, nh, T, hs]
+        else:
+            p = self.dropout if self.training else 0.0
+            if T == 1:  # one new query sees every stored key: no mask needed
+                z = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+            elif past == 0:
+                z = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+            else:
+                mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=past)
+                z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        z = self.hook_z(z.transpose(1, 2))  # [B, T, nh, hs]
+        return self.out(z.reshape(B, T, c.d_model))
+
+
+class MLP(nn.Module):
+    """Two linear maps with a GELU between: d_model -> d_mlp -> d_model."""
+
+    def __init__(self, cfg: GPTConfig):
+        super().__init__()
+        self.fc_in = nn.Linear(cfg.d_model, cfg.d_mlp)
+        self.fc_out = nn.Linear(cfg.d_mlp, cfg.d_model)
+        self.hook_pre = HookPoint()  # [batch, pos, d_mlp]
+        self.hook_post = HookPoint()  # [batch, pos, d_mlp]
+
+    def forward(self, x):
+        # GPT-2's GELU is the tanh approximation ("gelu_new" in Hugging Face)
+        h = self.hook_post(F.gelu(self.hook_pre(self.fc_in(x)), approximate="tanh"))
+        return self.fc_out(h)
+
+
+class Block(nn.Module):
+    """One transformer block: the residual stream reads, attends, thinks, and adds back."""
+
+    def __init__(self, cfg: GPTConfig, layer: int):
+        super().__init__()
+        self.layer = layer
+        self.dropout = cfg.dropout
+        self.ln1 = LayerNorm(cfg)
+        self.attn = Attention(cfg)
+        self.ln2 = LayerNorm(cfg)
+        self.mlp = MLP(cfg)
+        self.hook_resid_pre = HookPoint()  # [batch, pos, d_model]
+        self.hook_attn_out = HookPoint()
+        self.hook_resid_mid = HookPoint()
+        self.hook_mlp_out = HookPoint()
+        self.hook_resid_post = HookPoint()
+
+    def forward(self, x, cache: KVCache | None = None):
+        x = self.hook_resid_pre(x)
+        attn_out = self.hook_attn_out(self.attn(self.ln1(x), cache, self.layer))
+        x = self.hook_resid_mid(x + F.dropout(attn_out, self.dropout, self.training))
+        mlp_out = self.hook_mlp_out(self.mlp(self.ln2(x)))
+        return self.hook_resid_post(x + F.dropout(mlp_out, self.dropout, self.training))
+
+
+class GPT(HookedRootModule):
+    """A GPT whose every activation can be cached, read and changed by name.
+
+    >>> model = GPT(GPTConfig(d_vocab=100, n_ctx=16, d_model=32, n_layers=2, n_heads=2))
+    >>> logits = model(torch.tensor([[1, 2, 3]]))           # [batch, pos, d_vocab]
+    >>> logits, cache = model.run_with_cache(torch.tensor([[1, 2, 3]]))
+    >>> cache["blocks.0.attn.hook_pattern"].shape            # [batch, head, query, key]
+    torch.Size([1, 2, 3, 3])
+    """
+
+    def __init__(self, cfg: GPTConfig, seed: int | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.W_E = nn.Parameter(torch.empty(cfg.d_vocab, cfg.d_model))  # token embedding
+        self.W_pos = nn.Parameter(torch.empty(cfg.n_ctx, cfg.d_model))  # position embedding
+        self.hook_embed = HookPoint()  # [batch, pos, d_model]
+        self.hook_pos_embed = HookPoint()
+        self.blocks = nn.ModuleList([Block(cfg, i) for i in range(cfg.n_layers)])
+        self.ln_final = LayerNorm(cfg)
+        self.init_weights(seed)
+        self.setup()  # TransformerLens: index every HookPoint by its name
+
+    @torch.no_grad()
+    def init_weights(self, seed: int | None = None):
+        """GPT-2's initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 n_layers)."""
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        std = 0.02
+        for name, p in self.named_parameters():
+            if name.endswith((".w",)):
+                p.fill_(1.0)
+            elif name.endswith((".b", ".bias")):
+                p.zero_()
+            else:
+                s = std / math.sqrt(2 * self.cfg.n_layers) if name.endswith(("out.weight",)) else std
+                p.copy_(torch.randn(p.shape, generator=gen) * s)
+
+    @property
+    def W_U(self):  # the unembedding is the token embedding, transposed: [d_model, d_vocab]
+        return self.W_E.T
+
+    def forward(self, tokens, cache: KVCache | None = None, *, stop_at_layer: int | None = None):
+        """tokens [batch, pos] -> logits [batch, pos, d_vocab].
+
+        With a `cache`, `tokens` are the next positions after those already cached.
+        `stop_at_layer=i` returns the residual stream entering block i instead of logits.
+        """
+        B, T = tokens.shape
+        start = cache.pos if cache is not None else 0
+        if start + T > self.cfg.n_ctx:
+            raise UserError(
+                f"{start + T} tokens do not fit the model's context of {self.cfg.n_ctx}; "
+                "crop the input (llmcore.generate slides the window for you)"
+            )
+        positions = torch.arange(start, start + T, device=tokens.device)
+        pos_embed = self.W_pos[positions].expand(B, T, self.cfg.d_model)  # [B, T, d_model], as documented
+        x = self.hook_embed(self.W_E[tokens]) + self.hook_pos_embed(pos_embed)
+        x = F.dropout(x, self.cfg.dropout, self.training)  # [B, T, d_model]
+        for block in self.blocks[:stop_at_layer]:
+            x = block(x, cache)
+        if cache is not None:
+            cache.pos += T
+        if stop_at_layer is not None:
+            return x
+        return self.ln_final(x) @ self.W_E.T  # [B, T, d_vocab]
+
+    def unembed(self, resid):
+        """The last step on its own: residual stream -> logits (used by the logit lens)."""
+        return self.ln_final(resid) @ self.W_E.T
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # --- Sharing one model between threads (a hosted dashboard) ------------------------
+    # Hooks live on the modules, so two users hooking one shared model at once would see
+    # each other's hooks and activations. Every hooked use therefore holds the model's
+    # lock for as long as its hooks are attached.
+
+    @contextmanager
+    def hooked(self, fwd_hooks=()):
+        """Hold the model's lock and attach `fwd_hooks` [(hook name, fn)] for the block."""
+        with model_lock(self):
+            with self.hooks(fwd_hooks=list(fwd_hooks)):
+                yield self
+
+    def run_with_cache(self, *args, **kwargs):
+        with model_lock(self):
+            return super().run_with_cache(*args, **kwargs)
+
+    def run_with_hooks(self, *args, **kwargs):
+        with model_lock(self):
+            return super().run_with_hooks(*args, **kwargs)
+
+
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model) -> threading.RLock:
+    """The re-entrant lock that serialises hooked runs of one model object."""
+    with _LOCKS_GUARD:
+        if model not in _LOCKS:
+            _LOCKS[model] = threading.RLock()
+        return _LOCKS[model]
+
+
+def loss_fn(logits, targets):
+    """Mean next-token cross-entropy in nats: logits [B, T, V], targets [B, T]."""
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten())

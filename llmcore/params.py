@@ -1,0 +1,239 @@
+"""The parameter file: every number the model learned, in one safetensors file.
+
+A trained model *is* this file. Its layout (safetensors, by Hugging Face) is simple
+enough to read by hand:
+
+    [8 bytes: header length N][N bytes: JSON header][raw numbers, tensor after tensor]
+
+The JSON header names each tensor with its dtype, shape and byte range, and carries
+our metadata: the format version, the model config, the tokenizer kind and where
+the weights came from. So the file's size is an identity a learner can check:
+
+    bytes on disk = 8 + header + sum over tensors of (numbers x bytes per number)
+
+which for a file in one dtype is `bytes per parameter x parameters + header`
+(4 for fp32, 2 for bf16/fp16, 1 for int8 plus a little for its scales).
+
+Nothing here unpickles: a parameter file can come from a stranger, and safetensors
+holds only numbers. Every way a file can be wrong (not safetensors, truncated,
+lying header, wrong shapes, NaN) ends in a one-line `UserError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+
+import torch
+
+from llmcore.errors import UserError
+
+FORMAT = "llmcore"
+FORMAT_VERSION = 1
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.int8}
+MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit for the JSON header
+_ST_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+SCALE_SUFFIX = ".scale"  # int8 files keep one fp32 scale per output row beside each matrix
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write through `write(tmp_path)` to a temporary name, then rename over `path`.
+
+    A crash mid-write leaves the old file (or none), never half of a new one.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def quantize_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row symmetric int8: w ~ q * scale, q in [-127, 127], one scale per output row.
+
+    [[0.5, -1.0], [0.02, 0.01]] -> q [[64, -127], [127, 64]], scale [1/127, 0.02/127]
+    """
+    scale = w.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127.0  # [rows, 1]
+    q = torch.round(w / scale).clamp(-127, 127).to(torch.int8)
+    return q, scale.squeeze(1).float()
+
+
+def save_params(model, path, *, dtype: str = "fp32", tokenizer_kind: str = "", provenance: dict | None = None):
+    """Write `model`'s parameters to `path` (atomically) in one of fp32/bf16/fp16/int8."""
+    from safetensors.torch import save_file
+
+    if dtype not in DTYPES:
+        raise UserError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
+    tensors = {}
+    for name, p in model.state_dict().items():
+        p = p.detach().float().cpu()
+        if dtype == "int8" and p.ndim == 2:
+            tensors[name], tensors[name + SCALE_SUFFIX] = quantize_int8(p)
+        elif dtype == "int8":
+            tensors[name] = p.contiguous()  # vectors (biases, norms) stay fp32: tiny and sensitive
+        else:
+            tensors[name] = p.to(DTYPES[dtype]).contiguous()
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "dtype": dtype,
+        "config": json.dumps(model.cfg.to_dict()),
+        "tokenizer_kind": tokenizer_kind,
+        "provenance": json.dumps(provenance or {}),
+    }
+    atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+
+def read_header(path) -> tuple[dict, dict, int]:
+    """Read and check a safetensors header without loading any numbers.
+
+    Returns (tensor entries, metadata, header length). Catches the hostile cases
+    before any library sees them: too short, header length beyond the file, not JSON,
+    tensors claiming bytes the file does not have.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such parameter file")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise UserError(f"{path}: {size} bytes is too short to be a safetensors file")
+        (n,) = struct.unpack("<Q", head)
+        if n > min(MAX_HEADER_BYTES, size - 8):
+            raise UserError(
+                f"{path}: not a safetensors file (its first 8 bytes claim a {n:,}-byte header "
+                f"in a {size:,}-byte file); llmcore loads only safetensors, never pickle"
+            )
+        raw = f.read(n)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise UserError(f"{path}: header is not valid JSON; the file is corrupt or not safetensors") from None
+    if not isinstance(header, dict):
+        raise UserError(f"{path}: header is not a JSON object; not a safetensors file")
+    metadata = header.pop("__metadata__", {}) or {}
+    if not isinstance(metadata, dict):
+        raise UserError(f"{path}: header metadata is not a JSON object")
+    data_bytes = size - 8 - n
+    for name, entry in header.items():
+        try:
+            start, end = entry["data_offsets"]
+            numel = 1
+            for s in entry["shape"]:
+                numel *= int(s)
+            want = numel * _ST_DTYPE_BYTES[entry["dtype"]]
+        except (TypeError, KeyError, ValueError):
+            raise UserError(f"{path}: header entry {name!r} is malformed") from None
+        if not (0 <= start <= end <= data_bytes) or end - start != want:
+            raise UserError(
+                f"{path}: tensor {name!r} claims bytes {start}..{end} ({want:,} needed) but the file "
+                f"holds {data_bytes:,} data bytes; the file is truncated or its header lies"
+            )
+    return header, metadata, n
+
+
+def load_params(path) -> tuple[object, dict, dict]:
+    """Load a parameter file -> (GPTConfig, fp32 state dict, metadata). Executes nothing."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from llmcore.model import GPT, GPTConfig
+
+    path = Path(path)
+    header, meta, _ = read_header(path)
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{path}: a safetensors file, but not an llmcore parameter file (no llmcore metadata)")
+    try:
+        version = int(meta.get("format_version", "0"))
+    except ValueError:
+        version = -1
+    if not 1 <= version <= FORMAT_VERSION:
+        raise UserError(f"{path}: format version {meta.get('format_version')!r} is not one this llmcore reads")
+    try:
+        cfg = GPTConfig.from_dict(json.loads(meta.get("config", "")))
+        meta = {**meta, "config": cfg.to_dict(), "provenance": json.loads(meta.get("provenance") or "{}")}
+    except json.JSONDecodeError:
+        raise UserError(f"{path}: the config in the header is not valid JSON") from None
+    try:
+        raw = load_file(str(path))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as e:
+        raise UserError(f"{path}: cannot read tensors ({str(e).splitlines()[0]})") from None
+
+    # Rebuild fp32 tensors (int8 matrices: q * scale per row) and check them against the config.
+    expected = {k: v.shape for k, v in GPT(cfg).state_dict().items()}
+    state = {}
+    for name, shape in expected.items():
+        if name not in raw:
+            raise UserError(f"{path}: tensor {name!r} is missing; the file does not match its config")
+        t = raw[name]
+        if t.dtype == torch.int8:
+            scale = raw.get(name + SCALE_SUFFIX)
+            if scale is None or scale.shape != (t.shape[0],):
+                raise UserError(f"{path}: int8 tensor {name!r} has no valid per-row scale")
+            t = t.float() * scale.float()[:, None]
+        t = t.float()
+        if t.shape != shape:
+            raise UserError(f"{path}: tensor {name!r} has shape {tuple(t.shape)}, the config needs {tuple(shape)}")
+        if not torch.isfinite(t).all():
+            raise UserError(f"{path}: tensor {name!r} contains NaN or infinite values; the weights are broken")
+        state[name] = t
+    return cfg, state, meta
+
+
+def load_model(path):
+    """A ready GPT (eval mode) from a parameter file, plus its metadata."""
+    from llmcore.model import GPT
+
+    cfg, state, meta = load_params(path)
+    model = GPT(cfg)
+    model.load_state_dict(state)
+    return model.eval(), meta
+
+
+def inspect_file(path, *, n_values: int = 8, bins: int = 40) -> dict:
+    """Everything a learner wants to know about a parameter file, as JSON-able data.
+
+    The size identity is exact: bytes_on_disk == 8 + header_bytes + data_bytes, and
+    data_bytes == sum(numel x bytes per number) over the tensors.
+    """
+    import numpy as np
+
+    path = Path(path)
+    cfg, state, meta = load_params(path)
+    header, _, header_bytes = read_header(path)
+    tensors, data_bytes = [], 0
+    for name, e in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+        numel = int(np.prod(e["shape"])) if e["shape"] else 1
+        nbytes = e["data_offsets"][1] - e["data_offsets"][0]
+        data_bytes += nbytes
+        tensors.append({"name": name, "dtype": e["dtype"], "shape": e["shape"], "numel": numel, "bytes": nbytes})
+    n_params = sum(t.numel() for t in state.values())
+    all_values = torch.cat([t.flatten() for t in state.values()]).numpy()
+    counts, edges = np.histogram(all_values, bins=bins)
+    first = state[tensors[0]["name"].removesuffix(SCALE_SUFFIX)].flatten()[:n_values]
+    bytes_on_disk = path.stat().st_size
+    return {
+        "file": str(path),
+        "dtype": meta.get("dtype"),
+        "n_params": n_params,
+        "bytes_on_disk": bytes_on_disk,
+        "header_bytes": 8 + header_bytes,
+        "data_bytes": data_bytes,
+        "bytes_per_param": data_bytes / n_params,
+        "identity": f"{bytes_on_disk:,} = 8 + {header_bytes:,} (header) + {data_bytes:,} (numbers)",
+        "identity_holds": bytes_on_disk == 8 + header_bytes + data_bytes,
+        "config": meta["config"],
+        "tokenizer_kind": meta.get("tokenizer_kind"),
+        "provenance": meta["provenance"],
+        "format_version": int(meta["format_version"]),
+        "first_values": {"tensor": tensors[0]["name"], "values": [float(v) for v in first]},
+        "histogram": {"counts": counts.tolist(), "edges": edges.tolist()},
+        "tensors": tensors,
+    }

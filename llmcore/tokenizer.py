@@ -1,0 +1,738 @@
+"""Tokenizers: how text becomes the integers a GPT reads, and back.
+
+A language model never sees letters. It sees a list of integers ("token ids"),
+each one an index into a fixed vocabulary. This file holds the two vocabularies
+llmcore teaches with:
+
+* ``CharTokenizer``: one token per character. The vocabulary is the sorted set
+  of characters in the training text, plus one visible *unknown* token for
+  characters the text never contained::
+
+      >>> tok = CharTokenizer.train("hello")
+      >>> tok.chars                    # id -> character; the unknown token is last
+      ['e', 'h', 'l', 'o']
+      >>> tok.encode("hell")
+      [1, 0, 2, 2]
+      >>> tok.encode("help")           # 'p' was never seen: unknown token, id 4
+      [1, 0, 2, 4]
+      >>> tok.decode([1, 0, 2, 4])
+      'hel\N{REPLACEMENT CHARACTER}'
+
+* ``BPETokenizer``: byte-level byte-pair encoding, as in GPT-2. Text is turned
+  into UTF-8 bytes (256 possible values, so *every* string can be written
+  down), then the most frequent neighbouring pair of tokens in the training
+  text is merged into a new token, again and again, until the vocabulary has
+  ``vocab_size`` tokens (minbpe tells the same story in pure Python)::
+
+      b"hi hi" = [104, 105, 32, 104, 105]  -> pair counts {(104, 105): 2, (105, 32): 1, (32, 104): 1}
+      merge (104, 105) into new token 256  -> [256, 32, 256]      # "hi" is now one token
+
+  (As in GPT-2, the ids 0..255 of the single bytes follow the order of their
+  printable stand-ins, see ``bytes_to_unicode``: "!" is id 0 and " " is id 220.)
+
+  Training and encoding run in Hugging Face ``tokenizers`` (Rust), so 1 MB of
+  text trains in seconds; the bytes behind every token are kept here in a plain
+  table so ``decode`` and the teaching views stay readable Python.
+
+Both kinds share one interface (``Tokenizer``): ``encode``, ``decode``,
+``token_str``, ``pieces`` (the teaching view: text cut into ``(piece, id)``),
+and ``save`` to one JSON file ``{"kind": ..., "format_version": 1, ...}``.
+``load_tokenizer`` reads it back and turns a wrong or hostile file into a
+one-line ``UserError``. ``save_hf`` / ``load_hf`` exchange a vocabulary with
+Hugging Face ``transformers`` (``AutoTokenizer.from_pretrained(folder)``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import logging
+import operator
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from llmcore.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1  # bump when the JSON layout changes; loaders refuse newer files
+FILE_NAME = "tokenizer.json"  # the name inside a run directory
+UNK_STR = "\N{REPLACEMENT CHARACTER}"  # how the char tokenizer shows the unknown token
+HF_UNK_TOKEN = "<unk>"  # its name in a Hugging Face export: 5 chars, so never a real char
+MIN_BPE_VOCAB = 257  # 256 single bytes + at least one merge
+MAX_BPE_VOCAB = 100_000  # training limit: beyond this a small GPT is all embedding table
+MAX_LOAD_VOCAB = 300_000  # loading limit: real tokenizers (GPT-2: 50,257) fit, junk does not
+MAX_FILE_BYTES = 100 * 2**20  # GPT-2's tokenizer.json is 1.4 MB
+
+
+# ----------------------------------------------------------------------------
+# Bytes <-> printable characters (GPT-2's byte-level trick)
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's map from each byte (0..255) to a printable character.
+
+    Byte-level BPE stores its vocabulary as strings, and a byte such as 0x20
+    (space) or 0x0A (newline) is awkward inside a string, so each byte gets a
+    stand-in character: printable bytes stand for themselves, the others are
+    shifted past 255::
+
+        >>> m = bytes_to_unicode()
+        >>> m[ord("a")], m[ord(" ")], m[ord("\\n")]
+        ('a', 'Ġ', 'Ċ')
+
+    That is why GPT-2's vocabulary is full of tokens like ``"Ġthe"`` (" the").
+    """
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    mapping = {b: chr(b) for b in printable}
+    shift = 0
+    for b in range(256):
+        if b not in mapping:  # control bytes, space, and a few Latin-1 gaps
+            mapping[b] = chr(256 + shift)
+            shift += 1
+    return mapping
+
+
+_BYTE_OF_CHAR = {c: b for b, c in bytes_to_unicode().items()}  # 'Ġ' -> 32
+
+
+def _hex_escape(err: UnicodeDecodeError) -> tuple[str, int]:
+    # Error handler for bytes.decode: show each undecodable byte as <0xNN>.
+    bad = err.object[err.start : err.end]
+    return "".join(f"<0x{b:02X}>" for b in bad), err.end
+
+
+codecs.register_error("llmcore.hexbytes", _hex_escape)
+
+
+def show_bytes(data: bytes) -> str:
+    """Bytes as text, with bytes that are not whole UTF-8 characters escaped.
+
+    >>> show_bytes(" the".encode())
+    ' the'
+    >>> show_bytes("→".encode()[:2])   # first two of the three bytes of '→'
+    '<0xE2><0x86>'
+    """
+    return data.decode("utf-8", errors="llmcore.hexbytes")
+
+
+# ----------------------------------------------------------------------------
+# The shared interface
+
+
+class Tokenizer:
+    """What every llmcore tokenizer does. Subclasses fill in the vocabulary.
+
+    ``kind`` names the subclass in saved files ("char" or "bpe").
+    """
+
+    kind: str = ""
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of token ids: valid ids are ``0 .. vocab_size - 1`` (TransformerLens: d_vocab)."""
+        raise NotImplementedError
+
+    def encode(self, text: str) -> list[int]:
+        """Text -> token ids."""
+        raise NotImplementedError
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Token ids -> text. UserError on an id outside the vocabulary."""
+        raise NotImplementedError
+
+    def token_str(self, token_id: int) -> str:
+        """One token as readable text, for tables and highlighted text."""
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything needed to rebuild this tokenizer, as plain JSON values."""
+        raise NotImplementedError
+
+    def pieces(self, text: str) -> list[tuple[str, int]]:
+        """The teaching view: ``text`` cut into its tokens, as ``(piece, id)`` pairs.
+
+        >>> CharTokenizer.train("hi there").pieces("hi")
+        [('h', 2), ('i', 3)]
+        >>> BPETokenizer.train("hi there, " * 20, vocab_size=263).pieces("hi there")
+        [('hi', 257), (' there', 261)]
+
+        Note the space *inside* the BPE piece " there". Joining the pieces
+        gives back the text, with two exceptions a learner should see rather
+        than have hidden: an unknown character shows as the unknown token, and
+        a BPE token holding only part of a character (an emoji split over two
+        tokens) shows its bytes, e.g. ``"<0xF0><0x9F>"``.
+        """
+        return [(self.token_str(i), i) for i in self.encode(text)]
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write one JSON file (a folder gets ``tokenizer.json``). Atomic: tmp, then rename."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / FILE_NAME
+        _write_atomic(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n")
+        logger.info("saved %s tokenizer (%d tokens) to %s", self.kind, self.vocab_size, path)
+        return path
+
+    def _check_ids(self, ids: Iterable[int]) -> list[int]:
+        # Accept lists, tuples, numpy arrays, 1-D tensors; refuse anything not an in-range int.
+        n = self.vocab_size
+        checked = []
+        try:
+            items = list(ids)
+        except TypeError:
+            raise UserError(f"token ids must be a list of integers, not {type(ids).__name__}") from None
+        for pos, x in enumerate(items):
+            try:
+                if isinstance(x, (bool, float, str)):
+                    raise TypeError
+                i = operator.index(x)  # int, numpy int, 0-d tensor
+            except TypeError:
+                raise UserError(f"token ids must be integers; got {x!r:.40} at position {pos}") from None
+            if not 0 <= i < n:
+                raise UserError(
+                    f"token id {i} at position {pos} is outside the vocabulary (0..{n - 1}); "
+                    "were these ids made with another tokenizer?"
+                )
+            checked.append(i)
+        return checked
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size})"
+
+
+def _check_text(text: object) -> str:
+    if not isinstance(text, str):
+        raise UserError(f"text must be a str, got {type(text).__name__}")
+    return text
+
+
+def _refuse_surrogates(text: str) -> None:
+    # A lone surrogate (e.g. from a bad decode with errors="surrogateescape") is not
+    # text: it has no UTF-8 bytes, so no tokenizer can hold it. (Encoding is the
+    # fast way to look: C speed, and the error says where.)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        pos = e.start
+        raise UserError(
+            f"text has a lone surrogate {text[pos]!r} at position {pos}, which is not a character; "
+            "read the file with encoding='utf-8' and errors='replace'"
+        ) from None
+
+
+# ----------------------------------------------------------------------------
+# Character tokenizer
+
+
+class CharTokenizer(Tokenizer):
+    """One token per character; ids follow the sorted alphabet, the unknown token last.
+
+    >>> tok = CharTokenizer.train("abba cab")
+    >>> tok.chars, tok.unk_id, tok.vocab_size
+    ([' ', 'a', 'b', 'c'], 4, 5)
+    >>> tok.encode("cab")
+    [3, 1, 2]
+
+    ``decode(encode(s)) == s`` for every string made of the alphabet. A character
+    outside it (``"z"`` above) is never a crash: with ``errors="replace"`` (the
+    default) it becomes ``unk_id``, shown and decoded as "\N{REPLACEMENT CHARACTER}", and one
+    warning is logged per call; with ``errors="strict"`` it is a ``UserError``
+    naming the character and its position.
+    """
+
+    kind = "char"
+
+    def __init__(self, chars: list[str]):
+        _check_chars(chars)
+        self.chars = list(chars)  # id -> character
+        self.stoi = {c: i for i, c in enumerate(self.chars)}  # character -> id
+        self.unk_id = len(self.chars)  # the one id no character maps to
+
+    @classmethod
+    def train(cls, text: str) -> CharTokenizer:
+        """The alphabet is the sorted set of characters in ``text``."""
+        _check_text(text)
+        if not text:
+            raise UserError("cannot train a tokenizer on empty text; give it some text")
+        _refuse_surrogates(text)
+        tok = cls(sorted(set(text)))
+        logger.info("char tokenizer: %d characters + 1 unknown token", len(tok.chars))
+        return tok
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars) + 1
+
+    def encode(self, text: str, errors: str = "replace") -> list[int]:
+        """Characters -> ids. ``errors``: "replace" (unknown token) or "strict" (UserError)."""
+        _check_text(text)
+        if errors not in ("replace", "strict"):
+            raise UserError(f"errors must be 'replace' or 'strict', not {errors!r}")
+        try:
+            return [self.stoi[c] for c in text]  # fast path: every character known
+        except KeyError:
+            pass
+        # Slow path: find the unknown characters, then refuse or replace them.
+        unknown = [(pos, c) for pos, c in enumerate(text) if c not in self.stoi]
+        pos, c = unknown[0]
+        if errors == "strict":
+            raise UserError(
+                f"character {c!r} at position {pos} is not in this tokenizer's alphabet of "
+                f"{len(self.chars)} characters; remove it, or encode with errors='replace'"
+            )
+        logger.warning(
+            "%d character(s) not in the alphabet became the unknown token %s (first: %r at position %d)",
+            len(unknown),
+            UNK_STR,
+            c,
+            pos,
+        )
+        return [self.stoi.get(c, self.unk_id) for c in text]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        table = self.chars + [UNK_STR]  # id -> text, the unknown token last
+        return "".join([table[i] for i in self._check_ids(ids)])
+
+    def token_str(self, token_id: int) -> str:
+        (i,) = self._check_ids([token_id])
+        return UNK_STR if i == self.unk_id else self.chars[i]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "format_version": FORMAT_VERSION, "chars": self.chars, "unk_id": self.unk_id}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "tokenizer") -> CharTokenizer:
+        chars = data.get("chars")
+        try:
+            tok = cls(chars)  # type: ignore[arg-type]
+        except UserError as e:
+            raise UserError(f"{source}: {e}") from None
+        if data.get("unk_id") != tok.unk_id or isinstance(data.get("unk_id"), bool):
+            raise UserError(f"{source}: 'unk_id' must be {tok.unk_id} (the number of chars)")
+        return tok
+
+
+def _check_chars(chars: object) -> None:
+    # An alphabet is a non-empty list of distinct one-character strings.
+    if not isinstance(chars, list) or not chars:
+        raise UserError("'chars' must be a non-empty list of one-character strings")
+    if len(chars) > MAX_LOAD_VOCAB:
+        raise UserError(f"alphabet has {len(chars)} characters, more than the limit {MAX_LOAD_VOCAB}")
+    seen = set()
+    for i, c in enumerate(chars):
+        if not isinstance(c, str) or len(c) != 1 or "\ud800" <= c <= "\udfff":
+            raise UserError(f"chars[{i}] = {c!r:.40} is not a single character")
+        if c in seen:
+            raise UserError(f"chars[{i}] = {c!r} appears twice; each character needs one id")
+        seen.add(c)
+
+
+# ----------------------------------------------------------------------------
+# Byte-level BPE tokenizer
+
+
+class BPETokenizer(Tokenizer):
+    """Byte-level BPE: 256 byte tokens, then one new token per learned merge.
+
+    >>> tok = BPETokenizer.train("the cat sat on the mat. " * 50, vocab_size=260)
+    >>> tok.merges                          # the four merges, most frequent pair first
+    [('a', 't'), ('h', 'e'), ('t', 'he'), (' ', 'the')]
+    >>> tok.pieces("the mat")
+    [('the', 258), (' ', 220), ('m', 76), ('at', 256)]
+
+    Every string round-trips exactly, ``decode(encode(s)) == s``, whatever its
+    characters (emoji, accents, ``"\\x00"``): in the worst case a character is
+    spelled as its UTF-8 bytes. Decoding ids that stop in the middle of a
+    character (a model generating half an emoji) gives "\N{REPLACEMENT CHARACTER}" for the broken bytes.
+
+    Wraps a Hugging Face ``tokenizers.Tokenizer`` built from its JSON, which
+    must be byte-level BPE (GPT-2's is): no normalizer (it would change the
+    text), a ByteLevel pre-tokenizer without an added prefix space, all 256
+    byte tokens in the vocabulary, and ids ``0 .. n-1`` with no gaps.
+    """
+
+    kind = "bpe"
+
+    def __init__(self, tokenizer_json: dict[str, Any], source: str = "tokenizer"):
+        from tokenizers import Tokenizer as HFTokenizer
+
+        # Check the JSON ourselves first: one readable message beats a Rust error.
+        self._bytes = _byte_table(tokenizer_json, source)  # id -> the bytes it stands for
+        try:
+            # A saved truncation or padding setting would change encode(): drop them.
+            tk = HFTokenizer.from_str(json.dumps({**tokenizer_json, "truncation": None, "padding": None}))
+        except Exception as e:  # tokenizers raises plain Exception on bad JSON
+            raise UserError(f"{source}: the tokenizers library refused it: {_one_line(e)}") from None
+        if tk.get_vocab_size(with_added_tokens=True) != len(self._bytes):
+            raise UserError(f"{source}: vocabulary size does not match its ids; the file is inconsistent")
+        self._tk = tk
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int = 1024) -> BPETokenizer:
+        """Learn ``vocab_size - 256`` merges from ``text``. Same text, same tokenizer.
+
+        If the text has fewer distinct pairs than that, training stops early and
+        the vocabulary is smaller (logged as a warning).
+        """
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers import decoders, models, pre_tokenizers, trainers
+
+        _check_text(text)
+        if not text:
+            raise UserError("cannot train a tokenizer on empty text; give it some text")
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
+            raise UserError(f"vocab_size must be an integer, got {vocab_size!r}")
+        if not MIN_BPE_VOCAB <= vocab_size <= MAX_BPE_VOCAB:
+            raise UserError(
+                f"vocab_size must be between {MIN_BPE_VOCAB} (256 bytes + 1 merge) and {MAX_BPE_VOCAB}, "
+                f"got {vocab_size}"
+            )
+        _refuse_surrogates(text)
+        t0 = time.perf_counter()
+        # The pipeline: text -> GPT-2 regex split into words (" the", "!!", "\n") ->
+        # each word as byte characters ('Ġthe') -> BPE merges inside each word.
+        tk = HFTokenizer(models.BPE())
+        tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        tk.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),  # all 256 bytes, seen or not
+            special_tokens=[],  # nothing reserved: stories are separated by "\n\n"
+            show_progress=False,
+        )
+        tk.train_from_iterator([text], trainer=trainer)
+        tok = cls(json.loads(tk.to_str()), source="trained tokenizer")
+        seconds = time.perf_counter() - t0
+        logger.info(
+            "trained byte-level BPE: %d tokens (%d merges) on %d characters in %.1fs",
+            tok.vocab_size,
+            tok.vocab_size - 256,
+            len(text),
+            seconds,
+        )
+        if tok.vocab_size < vocab_size:
+            logger.warning(
+                "the text only had enough repeated pairs for %d tokens, not the %d asked for",
+                tok.vocab_size,
+                vocab_size,
+            )
+        return tok
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self._bytes)
+
+    def encode(self, text: str) -> list[int]:
+        """Text -> ids, in Rust. Never adds special tokens (a BOS would break round trips)."""
+        _check_text(text)
+        _refuse_surrogates(text)
+        return self._tk.encode(text, add_special_tokens=False).ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        # Join every token's bytes, then read the bytes as UTF-8 once.
+        return b"".join(self._bytes[i] for i in self._check_ids(ids)).decode("utf-8", errors="replace")
+
+    def token_bytes(self, token_id: int) -> bytes:
+        """The raw bytes behind one token: ``b" the"``."""
+        (i,) = self._check_ids([token_id])
+        return self._bytes[i]
+
+    def token_str(self, token_id: int) -> str:
+        """The token's bytes as text; a partial character shows as ``<0xE2>``. A leading space stays a space."""
+        return show_bytes(self.token_bytes(token_id))
+
+    @property
+    def merges(self) -> list[tuple[str, str]]:
+        """The learned merges in order, as readable pairs: ``[("t", "h"), (" ", "th"), ...]``."""
+        out = []
+        for m in json.loads(self._tk.to_str())["model"]["merges"]:
+            left, right = m.split(" ", 1) if isinstance(m, str) else m  # old files: "a b"
+            # 'Ġ', 'the' -> b' ', b'the' -> ' ', 'the'  (the table check guarantees byte-level chars)
+            out.append(tuple(show_bytes(bytes(_BYTE_OF_CHAR[c] for c in s)) for s in (left, right)))
+        return out  # type: ignore[return-value]
+
+    def to_dict(self) -> dict[str, Any]:
+        # The tokenizers JSON, nested as an object so the file stays one readable document.
+        return {"kind": self.kind, "format_version": FORMAT_VERSION, "tokenizer": json.loads(self._tk.to_str())}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "tokenizer") -> BPETokenizer:
+        return cls(data.get("tokenizer"), source=source)  # type: ignore[arg-type]
+
+
+def _byte_table(obj: object, source: str) -> list[bytes]:
+    """Check a tokenizers JSON is byte-level BPE; return id -> bytes.
+
+    ``{"model": {"type": "BPE", "vocab": {"a": 64, "Ġthe": 262, ...}}}``
+    -> ``[..., b"a", ..., b" the", ...]``. Every check here protects the promise
+    ``decode(encode(s)) == s`` or refuses a hostile file before Rust sees it.
+    """
+
+    def fail(msg: str) -> UserError:
+        return UserError(f"{source}: {msg}")
+
+    if not isinstance(obj, dict):
+        raise fail("'tokenizer' must be a JSON object (a Hugging Face tokenizers JSON)")
+    model = obj.get("model")
+    if not isinstance(model, dict) or model.get("type") != "BPE":
+        raise fail("not a BPE tokenizer ('model.type' must be 'BPE')")
+    for key in ("dropout", "continuing_subword_prefix", "end_of_word_suffix", "byte_fallback"):
+        if model.get(key) not in (None, "", False, 0):
+            raise fail(f"BPE option {key}={model.get(key)!r:.40} is not supported (it breaks exact round trips)")
+    if obj.get("normalizer") is not None:
+        raise fail("has a normalizer, which changes the text, so decode(encode(text)) would differ; not supported")
+    if not _is_byte_level_pre_tokenizer(obj.get("pre_tokenizer")):
+        raise fail(
+            "pre-tokenizer must be ByteLevel (add_prefix_space false), optionally after Split; not byte-level BPE"
+        )
+    vocab = model.get("vocab")
+    if not isinstance(vocab, dict) or not vocab:
+        raise fail("'model.vocab' must be a non-empty object of token -> id")
+    merges = model.get("merges", [])
+    if not isinstance(merges, list):
+        raise fail("'model.merges' must be a list")
+    added = obj.get("added_tokens", [])
+    if added is None:
+        added = []
+    if not isinstance(added, list):
+        raise fail("'added_tokens' must be a list")
+    if len(vocab) + len(added) > MAX_LOAD_VOCAB or len(merges) > MAX_LOAD_VOCAB:
+        raise fail(f"vocabulary is larger than the limit of {MAX_LOAD_VOCAB} tokens")
+
+    for a in added:
+        if not isinstance(a, dict) or not isinstance(a.get("content"), str) or not a.get("content"):
+            raise fail("each added token must be an object with a non-empty 'content' string")
+        if a.get("lstrip") or a.get("rstrip"):
+            raise fail(f"added token {a['content']!r:.40} strips spaces around it, which loses text; not supported")
+    added_text = {a["content"] for a in added}
+
+    # Fill id -> bytes: vocab tokens through the byte map, added tokens as their UTF-8.
+    table: list[bytes | None] = [None] * (len(vocab) + len(added))
+    for token, i in vocab.items():
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(table):
+            raise fail(f"token {token!r:.40} has id {i!r:.40}; ids must run 0..n-1 without gaps")
+        if table[i] is not None:
+            raise fail(f"id {i} is used by two tokens")
+        if isinstance(token, str) and token and all(c in _BYTE_OF_CHAR for c in token):
+            table[i] = bytes(_BYTE_OF_CHAR[c] for c in token)  # 'Ġthe' -> b' the'
+        elif token in added_text:
+            table[i] = token.encode("utf-8")  # a special token such as "<|endoftext|>"
+        else:
+            raise fail(f"token {token!r:.40} is not written in byte-level characters; not byte-level BPE")
+    vocab_ids = set(vocab.values())
+    for a in added:
+        i, content = a.get("id"), a["content"].encode("utf-8")
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(table):
+            raise fail(f"added token {a['content']!r:.40} has a bad id {i!r:.40}")
+        if i in vocab_ids and table[i] != content:
+            raise fail(f"id {i} is both {a['content']!r:.40} and another token")
+        table[i] = content  # special tokens decode to their text, e.g. b"<|endoftext|>"
+    while table and table[-1] is None:  # added tokens that reuse vocab ids leave spare slots
+        table.pop()
+    if None in table:
+        raise fail(f"id {table.index(None)} has no token; ids must run 0..n-1 without gaps")
+    missing = set(range(256)) - {t[0] for t in table if t is not None and len(t) == 1}
+    if missing:
+        raise fail(
+            f"{len(missing)} single bytes (e.g. 0x{min(missing):02X}) lack a token, so some text could not be encoded"
+        )
+    return table  # type: ignore[return-value]
+
+
+def _is_byte_level_pre_tokenizer(pre: object) -> bool:
+    # GPT-2: ByteLevel. Llama-3 style: Sequence[Split(regex, Isolated), ByteLevel(use_regex=False)].
+    def byte_level(p: object) -> bool:
+        return isinstance(p, dict) and p.get("type") == "ByteLevel" and not p.get("add_prefix_space")
+
+    def lossless_split(p: object) -> bool:
+        return (
+            isinstance(p, dict) and p.get("type") == "Split" and p.get("behavior") == "Isolated" and not p.get("invert")
+        )
+
+    if byte_level(pre):
+        return True
+    if isinstance(pre, dict) and pre.get("type") == "Sequence" and isinstance(pre.get("pretokenizers"), list):
+        steps = pre["pretokenizers"]
+        return bool(steps) and byte_level(steps[-1]) and all(lossless_split(p) for p in steps[:-1])
+    return False
+
+
+# ----------------------------------------------------------------------------
+# Training, saving and loading
+
+
+def train_tokenizer(kind: str, text: str, vocab_size: int = 1024) -> Tokenizer:
+    """``train_tokenizer("bpe", text, 1024)`` or ``train_tokenizer("char", text)`` (vocab_size ignored)."""
+    if kind == "char":
+        return CharTokenizer.train(text)
+    if kind == "bpe":
+        return BPETokenizer.train(text, vocab_size=vocab_size)
+    raise UserError(f"tokenizer kind must be 'char' or 'bpe', not {kind!r:.40}")
+
+
+_KINDS: dict[str, type[CharTokenizer] | type[BPETokenizer]] = {"char": CharTokenizer, "bpe": BPETokenizer}
+
+
+def load_tokenizer(path_or_dict: str | os.PathLike | dict[str, Any]) -> Tokenizer:
+    """Read a file written by ``Tokenizer.save`` (or its dict; a folder means its tokenizer.json).
+
+    Any problem is a one-line ``UserError``; nothing in the file is executed.
+    """
+    if isinstance(path_or_dict, dict):
+        data, source = path_or_dict, "tokenizer dict"
+    elif isinstance(path_or_dict, (str, os.PathLike)):
+        path = Path(path_or_dict)
+        data, source = _read_json(path / FILE_NAME if path.is_dir() else path), str(path_or_dict)
+    else:
+        raise UserError(f"give a tokenizer file path or dict, not {type(path_or_dict).__name__}")
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: expected a JSON object with a 'kind' field, got {type(data).__name__}")
+    if "kind" not in data:
+        hint = "; it looks like a Hugging Face tokenizer.json: use load_hf(folder)" if "model" in data else ""
+        raise UserError(f"{source}: not an llmcore tokenizer (no 'kind' field){hint}")
+    version = data.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise UserError(f"{source}: 'format_version' must be a positive integer, got {version!r:.40}")
+    if version > FORMAT_VERSION:
+        raise UserError(
+            f"{source}: format version {version} is newer than this llmcore understands ({FORMAT_VERSION}); upgrade llmcore"
+        )
+    kind = data["kind"]
+    if not isinstance(kind, str) or kind not in _KINDS:
+        raise UserError(f"{source}: unknown tokenizer kind {kind!r:.40}; expected 'char' or 'bpe'")
+    return _KINDS[kind].from_dict(data, source=source)
+
+
+def save_hf(tok: Tokenizer, folder: str | os.PathLike) -> Path:
+    """Write ``tokenizer.json`` + ``tokenizer_config.json`` for Hugging Face ``transformers``.
+
+    Afterwards ``AutoTokenizer.from_pretrained(folder)`` encodes ordinary text to
+    the same ids as ``tok`` (mapping: our BPE *is* a tokenizers JSON; our char
+    tokenizer becomes a WordLevel model over single characters, split one
+    character at a time, with unknown token "<unk>" at ``tok.unk_id``).
+    """
+    from tokenizers import Regex, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer as HFTokenizer
+
+    folder = Path(folder)
+    target = folder / FILE_NAME
+    if target.is_file():
+        try:
+            existing = json.loads(target.read_text(encoding="utf-8"))
+            ours = isinstance(existing, dict) and "kind" in existing
+        except (OSError, ValueError, RecursionError, TypeError):
+            ours = False
+        if ours:
+            raise UserError(f"{target} is an llmcore tokenizer (a run directory?); export to another folder")
+    if isinstance(tok, BPETokenizer):
+        text = tok._tk.to_str()
+    elif isinstance(tok, CharTokenizer):
+        vocab = {**tok.stoi, HF_UNK_TOKEN: tok.unk_id}
+        hf = HFTokenizer(models.WordLevel(vocab, unk_token=HF_UNK_TOKEN))
+        hf.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # one piece per character
+        # Decode: show "<unk>" as our visible unknown token, then join the pieces.
+        hf.decoder = decoders.Sequence([decoders.Replace(HF_UNK_TOKEN, UNK_STR), decoders.Fuse()])
+        text = hf.to_str()
+    else:
+        raise UserError(f"save_hf needs a CharTokenizer or BPETokenizer, not {type(tok).__name__}")
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
+    _write_atomic(target, text)
+    _write_atomic(folder / "tokenizer_config.json", json.dumps(config, indent=2) + "\n")
+    logger.info("exported %s tokenizer to %s for Hugging Face transformers", tok.kind, folder)
+    return folder
+
+
+def load_hf(folder: str | os.PathLike) -> Tokenizer:
+    """Read a Hugging Face ``tokenizer.json`` (a folder or the file) as an llmcore tokenizer.
+
+    Supported: byte-level BPE (GPT-2 style, checked as in ``BPETokenizer``) and
+    the char export of ``save_hf``. Anything else is a ``UserError``.
+    """
+    path = Path(folder)
+    path = path / FILE_NAME if path.is_dir() else path
+    data = _read_json(path)
+    source = str(path)
+    if isinstance(data, dict) and "kind" in data:  # an llmcore file, e.g. a run directory
+        return load_tokenizer(data)
+    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+        raise UserError(f"{source}: not a Hugging Face tokenizer.json (no 'model' object)")
+    model_type = data["model"].get("type")
+    if model_type == "BPE":
+        return BPETokenizer(data, source=source)
+    if model_type == "WordLevel":
+        return CharTokenizer(_chars_from_word_level(data, source))
+    raise UserError(
+        f"{source}: model type {model_type!r:.40} is not supported; use byte-level BPE or an llmcore char export"
+    )
+
+
+def _chars_from_word_level(data: dict[str, Any], source: str) -> list[str]:
+    # Accept exactly what save_hf writes for a CharTokenizer: chars at 0..n-1, "<unk>" at n.
+    pre = data.get("pre_tokenizer")
+    model = data["model"]
+    vocab, unk = model.get("vocab"), model.get("unk_token")
+    ok = (
+        isinstance(pre, dict)
+        and pre.get("type") == "Split"
+        and pre.get("pattern") == {"Regex": r"[\s\S]"}
+        and pre.get("behavior") == "Isolated"
+        and not pre.get("invert")
+        and data.get("normalizer") is None
+        and not data.get("added_tokens")
+        and isinstance(vocab, dict)
+        and 1 < len(vocab) <= MAX_LOAD_VOCAB
+        and isinstance(unk, str)
+        and vocab.get(unk) == len(vocab) - 1
+    )
+    if not ok:
+        raise UserError(f"{source}: a WordLevel tokenizer that is not an llmcore char export; not supported")
+    chars = sorted((i, c) for c, i in vocab.items() if c != unk and type(i) is int)
+    if [i for i, _ in chars] != list(range(len(vocab) - 1)):
+        raise UserError(f"{source}: character ids must run 0..n-1 with the unknown token last")
+    try:
+        _check_chars([c for _, c in chars])
+    except UserError as e:
+        raise UserError(f"{source}: {e}") from None
+    return [c for _, c in chars]
+
+
+def _read_json(path: Path) -> Any:
+    # Read a JSON file with a size cap; every failure becomes one line.
+    try:
+        size = path.stat().st_size
+        raw = path.read_bytes() if size <= MAX_FILE_BYTES else b""
+    except FileNotFoundError:
+        raise UserError(f"no tokenizer file at {path}; train one first or check the path") from None
+    except (OSError, ValueError) as e:  # permissions, a NUL byte in the path, ...
+        raise UserError(f"cannot read {path}: {_one_line(e)}") from None
+    if size > MAX_FILE_BYTES:
+        raise UserError(f"{path} is {size / 2**20:.0f} MB, too big for a tokenizer file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text; is it really a tokenizer JSON file?") from None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, 5000-digit ints, [[[[...]]]]
+        raise UserError(f"{path} is not valid JSON ({_one_line(e)}); the file may be truncated or corrupt") from None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    # Write to a temporary name in the same folder, then rename: never a half-written file.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _one_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return (lines[0] if lines else type(e).__name__)[:200]

@@ -1,0 +1,419 @@
+"""Pre-training: turn a corpus into a file of parameters by predicting the next token.
+
+The loop is nanoGPT's, told step by step:
+
+    1. cut the corpus into tokens, once
+    2. draw a batch of random windows; the target of each token is the token after it
+    3. forward, cross-entropy loss, backward; clip the gradient; AdamW step
+    4. the learning rate warms up, then decays along a cosine
+    5. now and then: measure loss on held-out text (in nats/token and bits per byte),
+       write a sample to the timeline, and checkpoint everything needed to resume
+
+Progress leaves as `TrainEvent`s to callbacks (a tqdm bar in the CLI, a chart in the
+dashboard). A checkpoint holds the weights, the optimizer's moments, the data
+sampler's random state and the step, in one safetensors file written atomically, so a
+killed run resumes to exactly the losses it would have had. Under `torchrun` the same
+loop trains data-parallel: each process takes its slice of the global batch and
+DistributedDataParallel averages the gradients (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+from llmcore.errors import UserError
+from llmcore.model import GPT, config_from_preset, loss_fn
+from llmcore.params import atomic_write, save_params
+from llmcore.run import METRICS_FILE, MODEL_FILE, TIMELINE_FILE, TOKENIZER_FILE, read_jsonl
+
+log = logging.getLogger(__name__)
+CHECKPOINT_FILE = "checkpoint.safetensors"
+TIMELINE_PROMPTS = ("Once upon a time", "Mia went to the", "\n")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run. Same config + same seed = same weights."""
+
+    corpus: str = "storyworld"  # a built-in corpus name or a path to .txt file(s)
+    n_chars: int | None = None  # cut the training text to this many characters (None = all)
+    tokenizer: str = "bpe"  # "bpe", "char", or a path to an existing tokenizer.json
+    vocab_size: int = 1024  # BPE vocabulary size (ignored for char)
+    preset: str = "storyworld"  # model shape, see llmcore.model.PRESETS
+    n_ctx: int | None = None  # override the preset's context length
+    steps: int = 1500  # optimizer steps
+    batch_size: int = 32  # windows per step (the global batch, across all processes)
+    grad_accum: int = 1  # split each batch into this many micro-batches (same maths, less memory)
+    lr: float = 3e-3  # peak learning rate
+    min_lr: float = 3e-4  # the cosine decays to this
+    warmup: int = 50  # steps of linear warm-up
+    weight_decay: float = 0.1  # AdamW decay on matrices (not on biases, norms or positions)
+    grad_clip: float = 1.0  # clip the global gradient norm (0 = off)
+    eval_every: int = 100  # measure validation loss every this many steps
+    eval_batches: int = 4  # how many batches of validation windows to average
+    sample_every: int = 250  # write samples to the timeline every this many steps
+    checkpoint_every: int = 250  # checkpoint every this many steps (0 = only at the end)
+    seed: int = 0  # one seed for the weights, the data order and the samples
+    device: str = "auto"  # "auto", "cpu", "cuda", "mps"
+    save_dtype: str = "fp16"  # dtype of the final model.safetensors (2 bytes per parameter)
+    max_seconds: float | None = None  # stop early (and save) after this much time
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches", "sample_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise UserError(f"{name} must be a positive whole number, got {v!r}")
+        if self.batch_size % self.grad_accum:
+            raise UserError(f"batch_size ({self.batch_size}) must be a multiple of grad_accum ({self.grad_accum})")
+        if not (0 < self.lr < 1 and 0 <= self.min_lr <= self.lr):
+            raise UserError(f"learning rates must satisfy 0 <= min_lr <= lr < 1, got lr={self.lr} min_lr={self.min_lr}")
+        if self.steps > 10_000_000 or self.batch_size > 100_000:
+            raise UserError("steps or batch_size is far too large for this library")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class TrainEvent:
+    """One report from the loop. `kind` is "start", "step", "eval", "sample" or "done"."""
+
+    kind: str
+    step: int
+    steps: int
+    loss: float | None = None  # training loss of this step, nats per token
+    lr: float | None = None
+    tokens_per_s: float | None = None
+    elapsed: float = 0.0  # seconds since this process started training
+    val_loss: float | None = None  # nats per token on held-out text
+    val_bpb: float | None = None  # bits per byte on held-out text
+    samples: dict = field(default_factory=dict)  # prompt -> text, for "sample" events
+    info: dict = field(default_factory=dict)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to `lr`, then a cosine down to `min_lr` at the last step."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name not in ("cpu", "cuda", "mps"):
+        raise UserError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+@dataclass
+class Data:
+    """The corpus as token tensors, plus what bits-per-byte needs."""
+
+    tokenizer: object
+    train: torch.Tensor  # [n_train_tokens] int64
+    val: torch.Tensor  # [n_val_tokens]
+    val_bytes_per_token: float
+    corpus_name: str
+
+
+def prepare_data(cfg: TrainConfig) -> Data:
+    """Corpus -> tokenizer -> token tensors (the "pre-training data" stage)."""
+    from llmcore.corpus import load_corpus
+    from llmcore.tokenizer import load_tokenizer, train_tokenizer
+
+    train_text = load_corpus(cfg.corpus, "train", n_chars=cfg.n_chars).text
+    val_text = load_corpus(cfg.corpus, "val").text
+    if cfg.tokenizer in ("bpe", "char"):
+        tok = train_tokenizer(cfg.tokenizer, train_text, vocab_size=cfg.vocab_size)
+    else:
+        tok = load_tokenizer(cfg.tokenizer)
+    train_ids = torch.tensor(tok.encode(train_text), dtype=torch.long)
+    val_ids = torch.tensor(tok.encode(val_text), dtype=torch.long)
+    return Data(tok, train_ids, val_ids, len(val_text.encode("utf-8")) / max(1, len(val_ids)), cfg.corpus)
+
+
+def get_batch(data: torch.Tensor, batch: int, n_ctx: int, gen: torch.Generator):
+    """`batch` random windows: x [batch, n_ctx] and the next tokens y [batch, n_ctx]."""
+    starts = torch.randint(len(data) - n_ctx - 1, (batch,), generator=gen)
+    x = torch.stack([data[s : s + n_ctx] for s in starts.tolist()])
+    y = torch.stack([data[s + 1 : s + 1 + n_ctx] for s in starts.tolist()])
+    return x, y
+
+
+@torch.no_grad()
+def evaluate(model, data: Data, n_ctx: int, batch: int, n_batches: int, device) -> tuple[float, float]:
+    """(loss in nats per token, bits per byte) on evenly spaced windows of the val split.
+
+    Bits per byte = loss / ln 2 * tokens per byte: it does not depend on the tokenizer,
+    so runs with different tokenizers (and gzip) can be compared on one scale.
+    """
+    was_training = model.training
+    model.eval()
+    n = batch * n_batches
+    span = len(data.val) - n_ctx - 1
+    if span < 1:
+        raise UserError(f"the validation text is shorter than one context window ({n_ctx} tokens)")
+    starts = torch.linspace(0, span - 1, n).long().tolist()
+    losses = []
+    for i in range(0, n, batch):
+        chunk = starts[i : i + batch]
+        x = torch.stack([data.val[s : s + n_ctx] for s in chunk]).to(device)
+        y = torch.stack([data.val[s + 1 : s + 1 + n_ctx] for s in chunk]).to(device)
+        losses.append(float(loss_fn(model(x), y)))
+    model.train(was_training)
+    loss = sum(losses) / len(losses)
+    return loss, loss / math.log(2) / data.val_bytes_per_token
+
+
+def make_optimizer(model, cfg: TrainConfig):
+    """AdamW; weight decay only on matrices (nanoGPT's rule), not on W_pos, biases or norms."""
+    decay = [p for n, p in model.named_parameters() if p.ndim == 2 and n != "W_pos"]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim == 2 and n != "W_pos")]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
+
+
+# --- checkpoints: one safetensors file, no pickle -------------------------------------
+
+
+def save_checkpoint(path: Path, model, opt, gen: torch.Generator, step: int, extra: dict):
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    names = [n for n, _ in model.named_parameters()]
+    params = [p for g in opt.param_groups for p in g["params"]]
+    index = {id(p): n for n, p in model.named_parameters()}
+    opt_steps = {}
+    for p in params:
+        st = opt.state.get(p)
+        if st:
+            n = index[id(p)]
+            tensors[f"opt.exp_avg.{n}"] = st["exp_avg"].cpu().contiguous()
+            tensors[f"opt.exp_avg_sq.{n}"] = st["exp_avg_sq"].cpu().contiguous()
+            opt_steps[n] = float(st["step"])
+    tensors["rng.data"] = gen.get_state()
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta = {"step": step, "opt_steps": opt_steps, "param_names": names, **extra}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"llmcore_checkpoint": json.dumps(meta)}))
+
+
+def load_checkpoint(path: Path, model, opt, gen: torch.Generator) -> dict:
+    from safetensors import safe_open
+
+    from llmcore.params import read_header
+
+    read_header(path)  # refuses a truncated or lying file before anything is read
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads(f.metadata()["llmcore_checkpoint"])
+        t = {k: f.get_tensor(k) for k in f.keys()}
+    model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
+    params = dict(model.named_parameters())
+    for n, s in meta["opt_steps"].items():
+        opt.state[params[n]] = {
+            "step": torch.tensor(s),
+            "exp_avg": t[f"opt.exp_avg.{n}"].to(params[n].device),
+            "exp_avg_sq": t[f"opt.exp_avg_sq.{n}"].to(params[n].device),
+        }
+    gen.set_state(t["rng.data"])
+    torch.set_rng_state(t["rng.torch"])
+    return meta
+
+
+def _truncate_jsonl(path: Path, step: int):
+    """Drop records past `step` (written after the checkpoint a resumed run starts from)."""
+    rows = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
+    atomic_write(path, lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in rows)))
+
+
+def _append_jsonl(path: Path, row: dict):
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+# --- the loop -------------------------------------------------------------------------
+
+
+def _distributed():
+    """(rank, world size) under torchrun, after joining the process group; (0, 1) otherwise."""
+    import torch.distributed as dist
+
+    if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def train(
+    cfg: TrainConfig,
+    out_dir,
+    *,
+    callbacks: tuple[Callable[[TrainEvent], None], ...] = (),
+    resume: bool = False,
+    data: Data | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Path:
+    """Train a model as `cfg` says and write a run directory at `out_dir`; returns its path."""
+    out = Path(out_dir)
+    rank, world = _distributed()
+    if cfg.batch_size % (world * cfg.grad_accum):
+        raise UserError(f"batch_size {cfg.batch_size} must divide evenly over {world} processes x {cfg.grad_accum} micro-batches")
+    device = pick_device(cfg.device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", rank % torch.cuda.device_count())
+    ckpt = out / CHECKPOINT_FILE
+    if resume and not ckpt.is_file():
+        raise UserError(f"{out}: nothing to resume (no {CHECKPOINT_FILE}); start without --resume")
+    if not resume and (out / CHECKPOINT_FILE).exists():
+        raise UserError(f"{out} holds an unfinished run; pass --resume to continue it, or choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+
+    data = data or prepare_data(cfg)
+    tok = data.tokenizer
+    overrides = {"n_ctx": cfg.n_ctx} if cfg.n_ctx else {}
+    mcfg = config_from_preset(cfg.preset, tok.vocab_size, **overrides)
+    if len(data.train) < mcfg.n_ctx + 2:
+        raise UserError(f"the training text has {len(data.train)} tokens, fewer than one context window ({mcfg.n_ctx})")
+    torch.manual_seed(cfg.seed)
+    model = GPT(mcfg, seed=cfg.seed).to(device).train()
+    opt = make_optimizer(model, cfg)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)  # the data order
+
+    start_step, tokens_seen = 0, 0
+    if resume:
+        meta = load_checkpoint(ckpt, model, opt, gen)
+        if meta.get("train_config", {}) | {"max_seconds": None} != cfg.to_dict() | {"max_seconds": None}:
+            raise UserError(f"{out}: the checkpoint was made with different settings; resume with the same ones")
+        start_step, tokens_seen = meta["step"], meta["tokens_seen"]
+        if rank == 0:
+            _truncate_jsonl(out / METRICS_FILE, start_step)
+            _truncate_jsonl(out / TIMELINE_FILE, start_step)
+    elif rank == 0:
+        tok.save(out / TOKENIZER_FILE)
+        for name in (METRICS_FILE, TIMELINE_FILE):
+            (out / name).write_text("")
+
+    ddp_model = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def emit(ev: TrainEvent):
+        if rank == 0:
+            for cb in callbacks:
+                cb(ev)
+
+    def checkpoint(step):
+        if rank == 0:
+            extra = {"tokens_seen": tokens_seen, "train_config": cfg.to_dict()}
+            save_checkpoint(ckpt, model, opt, gen, step, extra)
+
+    def record_sample(step):
+        samples = timeline_samples(model, tok)
+        if rank == 0:
+            _append_jsonl(out / TIMELINE_FILE, {"step": step, "tokens_seen": tokens_seen, "samples": samples})
+        emit(TrainEvent("sample", step, cfg.steps, samples=samples, elapsed=time.perf_counter() - t0))
+
+    micro = cfg.batch_size // (world * cfg.grad_accum)  # windows per micro-batch on this process
+    t0 = time.perf_counter()
+    emit(TrainEvent("start", start_step, cfg.steps, info={"n_params": model.n_params(), "device": str(device), "world_size": world}))
+    if start_step == 0:
+        record_sample(0)
+    step = start_step
+    val_loss = val_bpb = None
+    while step < cfg.steps:
+        t_step = time.perf_counter()
+        lr = lr_at(step, cfg)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        # Every process draws the same global batch, then keeps its own slice of it:
+        # the union over processes is exactly the single-process batch.
+        x, y = get_batch(data.train, cfg.batch_size, mcfg.n_ctx, gen)
+        x, y = x[rank::world].to(device), y[rank::world].to(device)
+        loss_sum = 0.0
+        for m in range(cfg.grad_accum):
+            xb, yb = x[m * micro : (m + 1) * micro], y[m * micro : (m + 1) * micro]
+            loss = loss_fn(ddp_model(xb), yb) / cfg.grad_accum
+            loss.backward()
+            loss_sum += loss.item()
+        if world > 1:  # report the global mean loss, identical on every process
+            import torch.distributed as dist
+
+            t = torch.tensor([loss_sum], device=device)
+            dist.all_reduce(t)
+            loss_sum = float(t) / world
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        tokens_seen += cfg.batch_size * mcfg.n_ctx
+        tps = cfg.batch_size * mcfg.n_ctx / max(1e-9, time.perf_counter() - t_step)
+        row = {"step": step, "loss": round(loss_sum, 5), "lr": lr, "tokens_seen": tokens_seen, "tokens_per_s": round(tps, 1)}
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            val_loss, val_bpb = evaluate(model, data, mcfg.n_ctx, micro * cfg.grad_accum, cfg.eval_batches, device)
+            row |= {"val_loss": round(val_loss, 5), "val_bpb": round(val_bpb, 5)}
+        row["elapsed"] = round(time.perf_counter() - t0, 3)
+        if rank == 0:
+            _append_jsonl(out / METRICS_FILE, row)
+        emit(TrainEvent("step", step, cfg.steps, loss=loss_sum, lr=lr, tokens_per_s=tps, elapsed=row["elapsed"],
+                        val_loss=row.get("val_loss"), val_bpb=row.get("val_bpb")))
+        if step % cfg.sample_every == 0 or step == cfg.steps:
+            record_sample(step)
+        stop = (cfg.max_seconds and time.perf_counter() - t0 > cfg.max_seconds) or (should_stop and should_stop())
+        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps and not stop:
+            checkpoint(step)
+        if stop:
+            log.info("stopping early at step %d", step)
+            break
+
+    if val_loss is None or step % cfg.eval_every:
+        val_loss, val_bpb = evaluate(model, data, mcfg.n_ctx, micro * cfg.grad_accum, cfg.eval_batches, device)
+    provenance = {
+        "corpus": data.corpus_name,
+        "steps": step,
+        "tokens_seen": tokens_seen,
+        "val_loss": round(val_loss, 5),
+        "val_bpb": round(val_bpb, 5),
+        "seed": cfg.seed,
+        "train_config": cfg.to_dict(),
+        "world_size": world,
+    }
+    if rank == 0:
+        save_params(model, out / MODEL_FILE, dtype=cfg.save_dtype, tokenizer_kind=tok.kind, provenance=provenance)
+        ckpt.unlink(missing_ok=True)
+    emit(TrainEvent("done", step, cfg.steps, val_loss=val_loss, val_bpb=val_bpb, elapsed=time.perf_counter() - t0, info=provenance))
+    return out
+
+
+@torch.no_grad()
+def timeline_samples(model, tok, n_tokens: int = 40) -> dict:
+    """Greedy continuations of a few fixed prompts: what the model 'says' at this step."""
+    from llmcore.generate import Sampling, generate
+
+    was_training = model.training
+    model.eval()
+    out = {p: generate(model, tok, p, Sampling(temperature=0, max_new_tokens=n_tokens)) for p in TIMELINE_PROMPTS}
+    model.train(was_training)
+    return out

@@ -1,0 +1,215 @@
+"""The shared look of every llmcore chart, and token chips as HTML.
+
+Notebooks and dashboard pages draw the same figures, so they share one palette,
+one plotly theme and one way of showing tokens:
+
+- PALETTE: the Okabe-Ito colours, readable with every common colour-vision
+  deficiency; STAGE_COLOURS gives each stage of the flowchart its own.
+- apply_theme(fig): fonts, margins, axes and colours, in place; with
+  projector=True, large type and thick lines for the back of a classroom.
+- token_html(pieces): tokens as coloured chips with their ids, shaded by a
+  value in [0, 1] (a feature's activation, a probability) when given one.
+
+Nothing here imports plotly: apply_theme only calls the figure's own methods.
+In Streamlit, pass `theme=None` to `st.plotly_chart`, or its own theme
+replaces this one.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import operator
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from llmcore.errors import UserError
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+# Okabe & Ito (2008), "Color Universal Design": eight colours that stay distinct
+# for deuteranopes, protanopes and tritanopes.
+OKABE_ITO: dict[str, str] = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "bluish_green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish_purple": "#CC79A7",
+}
+# The order traces take their colours in (plotly's colorway): strong colours first.
+PALETTE: tuple[str, ...] = tuple(
+    OKABE_ITO[name]
+    for name in (
+        "blue", "orange", "bluish_green", "vermillion",
+        "sky_blue", "reddish_purple", "yellow", "black",
+    )
+)  # fmt: skip
+# Yellow on white is too faint for a projector (contrast 1.3:1): leave it out there.
+PROJECTOR_PALETTE: tuple[str, ...] = tuple(c for c in PALETTE if c != OKABE_ITO["yellow"])
+
+# One colour per stage of llmcore.diagrams. Eight colours for ten stages: stages
+# that belong together share one (inference makes the text; features and
+# steering are interpretability's tools); scale, a side note, is grey.
+STAGE_COLOURS: dict[str, str] = {
+    "data": OKABE_ITO["sky_blue"],
+    "pretraining": OKABE_ITO["blue"],
+    "parameters": OKABE_ITO["orange"],
+    "model": OKABE_ITO["vermillion"],
+    "inference": OKABE_ITO["bluish_green"],
+    "text": OKABE_ITO["bluish_green"],
+    "interpretability": OKABE_ITO["reddish_purple"],
+    "features": OKABE_ITO["reddish_purple"],
+    "steering": OKABE_ITO["reddish_purple"],
+    "scale": "#999999",
+}
+
+FONT_FAMILY = "Inter, 'Segoe UI', Helvetica, Arial, sans-serif"
+MONO_FAMILY = "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace"
+FONT_SIZE = 14  # screen: notebook and dashboard
+PROJECTOR_FONT_SIZE = 24  # readable from the back row
+PROJECTOR_LINE_WIDTH = 4  # px; plotly's default is 2
+HIGHLIGHT_COLOUR = OKABE_ITO["orange"]  # token chips at value 1.0
+
+
+def apply_theme(fig: go.Figure, *, title: str | None = None, projector: bool = False) -> go.Figure:
+    """Give `fig` llmcore's look, in place, and return it (so calls chain).
+
+    Screen: white background, 14px type, light grid, Okabe-Ito colours.
+    projector=True: 24px black type, black 2px axis lines, lines 4px thick,
+    markers 10px, no yellow; for a projected room where contrast is washed out.
+
+    Traces that already carry a colour keep it (plotly express assigns colours
+    when it builds a figure): give px `color_discrete_sequence=PALETTE`.
+    """
+    size = PROJECTOR_FONT_SIZE if projector else FONT_SIZE
+    ink = "#000000" if projector else "#222222"
+    fig.update_layout(
+        template="plotly_white",
+        colorway=list(PROJECTOR_PALETTE if projector else PALETTE),
+        font={"family": FONT_FAMILY, "size": size, "color": ink},
+        title={"x": 0.01, "xanchor": "left", "font": {"size": round(size * 1.3)}},
+        hoverlabel={"font": {"family": FONT_FAMILY, "size": size}},
+        paper_bgcolor="#ffffff",
+        plot_bgcolor="#ffffff",
+    )
+    if title is not None:
+        fig.update_layout(title_text=title)
+    # Room at the top only for a title; axes grow their own margins (automargin).
+    top = round(size * 4) if fig.layout.title.text else round(size * 1.5)
+    fig.update_layout(margin={"l": 10, "r": 10, "t": top, "b": 10})
+
+    axes = {
+        "automargin": True,
+        "showline": True,
+        "linecolor": ink if projector else "#888888",
+        "linewidth": 2 if projector else 1,
+        "ticks": "outside",
+        "tickwidth": 2 if projector else 1,
+        "gridcolor": "#d0d0d0" if projector else "#ececec",
+        "zerolinecolor": "#a0a0a0",
+    }
+    fig.update_xaxes(**axes)
+    fig.update_yaxes(**axes)
+
+    if projector:
+        # Thicken thin lines and grow small markers; larger ones set on purpose stay.
+        for trace in fig.data:
+            if trace.type not in ("scatter", "scattergl"):
+                continue
+            if trace.line.width is None or trace.line.width < PROJECTOR_LINE_WIDTH:
+                trace.line.width = PROJECTOR_LINE_WIDTH
+            marker_size = trace.marker.size
+            if marker_size is None or (isinstance(marker_size, (int, float)) and marker_size < 10):
+                trace.marker.size = 10
+    return fig
+
+
+# How token_html shows characters a chip would otherwise hide or lose.
+_VISIBLE = {" ": "\u00b7", "\n": "\u21b5", "\t": "\u2192", "\r": "\u240d"}
+
+
+def _mix(colour: str, other: str, t: float) -> str:
+    """Blend two '#rrggbb' colours: t=0 -> colour, t=1 -> other."""
+    a = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    b = [int(other[i : i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(a, b))
+
+
+def _chip_text(text: str) -> str:
+    """A token's text as safe HTML, with whitespace and control characters made visible.
+
+    ' a<b\\n' -> '<span ...>·</span>a&lt;b<span ...>↵</span>'. Markers are faded
+    so they read as markers, not as text the model produced.
+    """
+    if text == "":
+        return '<span style="color:#999">\u2205</span>'  # an empty token: ∅
+    out = []
+    for ch in text:
+        if ch in _VISIBLE:
+            out.append(f'<span style="color:#999">{_VISIBLE[ch]}</span>')
+        elif not ch.isprintable():
+            out.append(f'<span style="color:#999">{html.escape(ascii(ch)[1:-1])}</span>')
+        else:
+            out.append(html.escape(ch, quote=True))
+    return "".join(out)
+
+
+def token_html(
+    pieces: Sequence[tuple[str, int]],
+    *,
+    highlight: Sequence[float] | None = None,
+    show_ids: bool = True,
+) -> str:
+    """Tokens as a row of coloured chips, one HTML string with inline styles.
+
+    pieces: (text, token id) per token, e.g. [("Once", 412), (" upon", 977)].
+    highlight: optional value in [0, 1] per token; a chip's background goes
+        from white (0) to orange (1). Without it, chips take turns in pale
+        palette colours so the boundaries between tokens show.
+    show_ids: print each token's id small beside its text.
+
+    All token text is escaped: text from a stranger's file or prompt cannot
+    add tags or attributes. Spaces show as ·, newlines as ↵, tabs as →; the
+    tooltip gives the exact text and id. Show it with `IPython.display.HTML`
+    or `st.html`.
+    """
+    pieces = list(pieces)
+    values: list[float] | None = None
+    if highlight is not None:
+        values = [float(v) for v in highlight]
+        if len(values) != len(pieces):
+            raise UserError(f"highlight has {len(values)} values for {len(pieces)} tokens: give one per token")
+        for v in values:
+            if not math.isfinite(v) or not -1e-6 <= v <= 1 + 1e-6:
+                raise UserError(f"highlight value {v} is outside [0, 1]: divide by the largest value first")
+
+    chips = []
+    pale = [_mix(c, "#ffffff", 0.7) for c in PALETTE[:6]]  # strong colours, 30% strength
+    for i, piece in enumerate(pieces):
+        try:
+            text, token_id = piece
+            token_id = operator.index(token_id)  # ints and numpy ints, not floats
+        except (TypeError, ValueError):
+            raise UserError(f"token {i} is {piece!r}: token_html wants (text, id) pairs") from None
+        if not isinstance(text, str):
+            raise UserError(f"token {i} text is {text!r}: token_html wants (text, id) pairs")
+
+        tooltip = f"id {token_id}: {text!r}"
+        if values is None:
+            background = pale[i % len(pale)]
+        else:
+            v = min(max(values[i], 0.0), 1.0)
+            background = _mix("#ffffff", HIGHLIGHT_COLOUR, v)
+            tooltip += f" \u2014 {v:.2f}"
+        ids = f'<sub style="font-size:0.7em;color:#555;margin-left:2px">{token_id}</sub>' if show_ids else ""
+        chips.append(
+            f'<span class="llmcore-token" title="{html.escape(tooltip, quote=True)}" '
+            f'style="display:inline-block;margin:2px 1px;padding:1px 4px;border-radius:4px;'
+            f"border:1px solid #bbb;background:{background};color:#000;white-space:pre;"
+            f'font-family:{MONO_FAMILY}">{_chip_text(text)}{ids}</span>'
+        )
+    return f'<div class="llmcore-tokens" style="line-height:1.9">{"".join(chips)}</div>'

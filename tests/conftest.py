@@ -1,0 +1,56 @@
+"""Shared fixtures: a seed for every test, and tiny run directories built in-process.
+
+Nothing here downloads or trains: a run directory is a randomly initialised tiny GPT
+saved with `llmcore.params.save_params` beside a tokenizer trained on a few storyworld
+sentences. Tests that need a model which has learned something train one themselves.
+"""
+
+import random
+
+import pytest
+import torch
+
+TINY = dict(n_ctx=32, d_model=32, n_layers=2, n_heads=2)  # the tiny GPT every fixture builds
+
+
+@pytest.fixture(autouse=True)
+def seed():
+    """Same random numbers in every test, whatever ran before it."""
+    torch.manual_seed(0)
+    random.seed(0)
+
+
+@pytest.fixture(scope="session")
+def story_text() -> str:
+    from llmcore.corpus import storyworld
+
+    return storyworld(seed=0, n_chars=5000).text
+
+
+def make_run(folder, tok, seed: int = 0):
+    """Write a run directory (model.safetensors + tokenizer.json) for a random tiny GPT."""
+    from llmcore.model import GPT, GPTConfig
+    from llmcore.params import save_params
+    from llmcore.run import MODEL_FILE, TOKENIZER_FILE
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model = GPT(GPTConfig(d_vocab=tok.vocab_size, **TINY), seed=seed)
+    save_params(model, folder / MODEL_FILE, tokenizer_kind=tok.kind, provenance={"made_by": "tests/conftest.py"})
+    tok.save(folder / TOKENIZER_FILE)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, story_text):
+    """Path of a run directory: a random tiny GPT with a character tokenizer."""
+    from llmcore.tokenizer import CharTokenizer
+
+    return make_run(tmp_path_factory.mktemp("runs") / "tiny-char", CharTokenizer.train(story_text))
+
+
+@pytest.fixture(scope="session")
+def tiny_bpe_run(tmp_path_factory, story_text):
+    """Path of a run directory: a random tiny GPT with a 300-token byte-level BPE tokenizer."""
+    from llmcore.tokenizer import BPETokenizer
+
+    return make_run(tmp_path_factory.mktemp("runs") / "tiny-bpe", BPETokenizer.train(story_text, vocab_size=300), seed=1)
