@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -53,7 +54,8 @@ def cmd_train(a):
     from llmcore.train import TrainConfig, train
 
     cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in fields(TrainConfig) if getattr(a, f.name, None) is not None})
-    bar = tqdm(total=cfg.steps, unit="step", disable=a.quiet)
+    main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, only rank 0 reports
+    bar = tqdm(total=cfg.steps, unit="step", disable=a.quiet or not main_process)
 
     def progress(ev):
         if ev.kind == "start":
@@ -70,9 +72,10 @@ def cmd_train(a):
 
     out = train(cfg, a.out, callbacks=(progress,), resume=a.resume)
     bar.close()
-    from llmcore.run import load_run
+    if main_process:
+        from llmcore.run import load_run
 
-    print(json.dumps(load_run(out).provenance | {"run": str(out)}, indent=2))
+        print(json.dumps(load_run(out).provenance | {"run": str(out)}, indent=2))
 
 
 # --- inference ----------------------------------------------------------------------

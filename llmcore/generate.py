@@ -47,8 +47,11 @@ class Sampling:
         def number(name, kind=float):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
-                raise UserError(f"{name} must be a number, got {v!r}")
-            return kind(v) if kind is float or float(v).is_integer() else v
+                raise UserError(f"{name} must be a number, got {_show(v)}")
+            try:
+                return kind(v) if kind is float or float(v).is_integer() else v
+            except OverflowError:  # an int with hundreds of digits
+                raise UserError(f"{name} is far too large") from None
 
         self.temperature = number("temperature")
         if not 0.0 <= self.temperature <= 100.0:
@@ -59,15 +62,25 @@ class Sampling:
         for name, hi in (("top_k", 10_000_000), ("max_new_tokens", MAX_NEW_TOKENS)):
             v = number(name, int)
             if not isinstance(v, int) or not 0 <= v <= hi:
-                raise UserError(f"{name} must be a whole number from 0 to {hi:,}, got {getattr(self, name)!r}")
+                raise UserError(f"{name} must be a whole number from 0 to {hi:,}, got {_show(getattr(self, name))}")
             setattr(self, name, v)
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise UserError(f"seed must be a whole number or None, got {self.seed!r}")
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**63
+        ):  # torch's generator takes at most 64 bits
+            raise UserError(f"seed must be a whole number from 0 to 2**63 - 1, or None; got {_show(self.seed)}")
         if isinstance(self.stop, str):
             self.stop = (self.stop,)
+        if not isinstance(self.stop, (tuple, list)) or not all(isinstance(s, str) for s in self.stop):
+            raise UserError(f"stop must be a string or a list of strings, got {_show(self.stop)}")
         self.stop = tuple(s for s in self.stop if s)
-        if not all(isinstance(s, str) for s in self.stop):
-            raise UserError("stop strings must be text")
+
+
+def _show(v) -> str:
+    """A short repr for an error message (an int of 5,000 digits cannot even be printed)."""
+    try:
+        return f"{v!r:.40}"
+    except ValueError:
+        return f"a {type(v).__name__} too large to show"
 
 
 @dataclass
@@ -88,7 +101,9 @@ def distribution(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
         probs = torch.zeros_like(logits)
         probs[logits.argmax()] = 1.0  # greedy: all the mass on the most likely token
         return probs
-    logits = logits / s.temperature
+    # Shift the largest logit to 0 first: the softmax is the same, and a tiny temperature
+    # then sends the others to -inf instead of overflowing to inf - inf = NaN.
+    logits = (logits - logits.max()) / s.temperature
     if s.top_k and s.top_k < logits.numel():  # drop everything below the k-th largest logit
         kth = torch.topk(logits, s.top_k).values[-1]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -118,7 +133,7 @@ def encode_prompt(tokenizer, prompt: str, n_ctx: int) -> tuple[list[int], list[s
         notices.append(f"{ids.count(unk)} character(s) the model never saw became the unknown token")
     if len(ids) >= n_ctx:
         notices.append(f"the prompt is {len(ids)} tokens; the model reads {n_ctx}, so it sees only the last {n_ctx - 1}")
-        ids = ids[-(n_ctx - 1) :]
+        ids = ids[-max(1, n_ctx - 1) :]  # (a context of 1 still holds the last token)
     return ids, notices
 
 
@@ -148,12 +163,14 @@ def steps(
                 if cache is None or len(ids) > n_ctx:
                     # (re)start the cache; past the context, slide to the last half of it
                     if len(ids) > n_ctx:
-                        ids = ids[-(n_ctx // 2) :]
+                        ids = ids[-max(1, n_ctx // 2) :]
                         notices.append(f"the text outgrew the context of {n_ctx} tokens: the model now sees only the latest ones")
                     cache, fed = KVCache(model.cfg, 1, device=device), 0
                 logits = model(torch.tensor([ids[fed:]], device=device), cache)[0, -1]
                 fed = len(ids)
             else:
+                if len(ids) == n_ctx + 1:  # the first time the text no longer fits: say so once
+                    notices.append(f"the text outgrew the context of {n_ctx} tokens: the model now sees only the latest ones")
                 window = ids[-n_ctx:]
                 logits = model(torch.tensor([window], device=device))[0, -1]
         model_probs = logits.float().softmax(-1)

@@ -57,7 +57,7 @@ class GPTConfig:
     dropout: float = 0.0  # dropout probability while training (0 for small, short CPU runs)
 
     def __post_init__(self):
-        if self.d_mlp == 0:
+        if type(self.d_mlp) is int and self.d_mlp == 0 and isinstance(self.d_model, int):  # checked below
             self.d_mlp = 4 * self.d_model
         for name in ("d_vocab", "n_ctx", "d_model", "n_layers", "n_heads", "d_mlp"):
             value = getattr(self, name)

@@ -57,7 +57,7 @@ def atomic_write(path: Path, write) -> None:
 def quantize_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row symmetric int8: w ~ q * scale, q in [-127, 127], one scale per output row.
 
-    [[0.5, -1.0], [0.02, 0.01]] -> q [[64, -127], [127, 64]], scale [1/127, 0.02/127]
+    [[0.25, -1.0], [0.04, 0.01]] -> q [[32, -127], [127, 32]], scale [1/127, 0.04/127]
     """
     scale = w.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127.0  # [rows, 1]
     q = torch.round(w / scale).clamp(-127, 127).to(torch.int8)
@@ -114,7 +114,7 @@ def read_header(path) -> tuple[dict, dict, int]:
         raw = f.read(n)
     try:
         header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # bad UTF-8 or JSON, a 5000-digit number, [[[[...]]]]
         raise UserError(f"{path}: header is not valid JSON; the file is corrupt or not safetensors") from None
     if not isinstance(header, dict):
         raise UserError(f"{path}: header is not a JSON object; not a safetensors file")
@@ -126,11 +126,14 @@ def read_header(path) -> tuple[dict, dict, int]:
         try:
             start, end = entry["data_offsets"]
             numel = 1
+            for s in [start, end, *entry["shape"]]:  # whole numbers only: no text, floats or bools
+                if type(s) is not int:
+                    raise TypeError
             for s in entry["shape"]:
-                numel *= int(s)
+                numel *= s
             want = numel * _ST_DTYPE_BYTES[entry["dtype"]]
         except (TypeError, KeyError, ValueError):
-            raise UserError(f"{path}: header entry {name!r} is malformed") from None
+            raise UserError(f"{path}: header entry {name!r:.60} is malformed") from None
         if not (0 <= start <= end <= data_bytes) or end - start != want:
             raise UserError(
                 f"{path}: tensor {name!r} claims bytes {start}..{end} ({want:,} needed) but the file "
@@ -147,20 +150,28 @@ def load_params(path) -> tuple[object, dict, dict]:
     from llmcore.model import GPT, GPTConfig
 
     path = Path(path)
-    header, meta, _ = read_header(path)
+    header, meta, header_bytes = read_header(path)
     if meta.get("format") != FORMAT:
         raise UserError(f"{path}: a safetensors file, but not an llmcore parameter file (no llmcore metadata)")
     try:
         version = int(meta.get("format_version", "0"))
-    except ValueError:
+    except (ValueError, TypeError):
         version = -1
     if not 1 <= version <= FORMAT_VERSION:
         raise UserError(f"{path}: format version {meta.get('format_version')!r} is not one this llmcore reads")
     try:
         cfg = GPTConfig.from_dict(json.loads(meta.get("config", "")))
         meta = {**meta, "config": cfg.to_dict(), "provenance": json.loads(meta.get("provenance") or "{}")}
-    except json.JSONDecodeError:
-        raise UserError(f"{path}: the config in the header is not valid JSON") from None
+    except (ValueError, TypeError, RecursionError):  # not JSON, or not text at all
+        raise UserError(f"{path}: the config or provenance in the header is not valid JSON text") from None
+    # Every parameter takes at least one byte (int8), so a config bigger than the file is a lie;
+    # refuse it before building a model of that size.
+    data_bytes = path.stat().st_size - 8 - header_bytes
+    if cfg.n_params() > data_bytes:
+        raise UserError(
+            f"{path}: the config describes {cfg.n_params():,} parameters but the file holds only "
+            f"{data_bytes:,} bytes of numbers; the header lies"
+        )
     try:
         raw = load_file(str(path))
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
@@ -175,9 +186,11 @@ def load_params(path) -> tuple[object, dict, dict]:
         t = raw[name]
         if t.dtype == torch.int8:
             scale = raw.get(name + SCALE_SUFFIX)
-            if scale is None or scale.shape != (t.shape[0],):
+            if scale is None or t.ndim != 2 or scale.shape != (t.shape[0],):
                 raise UserError(f"{path}: int8 tensor {name!r} has no valid per-row scale")
             t = t.float() * scale.float()[:, None]
+        if not t.is_floating_point():
+            raise UserError(f"{path}: tensor {name!r} holds {t.dtype} numbers, not weights (float or int8 + scale)")
         t = t.float()
         if t.shape != shape:
             raise UserError(f"{path}: tensor {name!r} has shape {tuple(t.shape)}, the config needs {tuple(shape)}")
@@ -217,7 +230,8 @@ def inspect_file(path, *, n_values: int = 8, bins: int = 40) -> dict:
     n_params = sum(t.numel() for t in state.values())
     all_values = torch.cat([t.flatten() for t in state.values()]).numpy()
     counts, edges = np.histogram(all_values, bins=bins)
-    first = state[tensors[0]["name"].removesuffix(SCALE_SUFFIX)].flatten()[:n_values]
+    first_name = next(t["name"].removesuffix(SCALE_SUFFIX) for t in tensors if t["name"].removesuffix(SCALE_SUFFIX) in state)
+    first = state[first_name].flatten()[:n_values]
     bytes_on_disk = path.stat().st_size
     return {
         "file": str(path),
@@ -233,7 +247,7 @@ def inspect_file(path, *, n_values: int = 8, bins: int = 40) -> dict:
         "tokenizer_kind": meta.get("tokenizer_kind"),
         "provenance": meta["provenance"],
         "format_version": int(meta["format_version"]),
-        "first_values": {"tensor": tensors[0]["name"], "values": [float(v) for v in first]},
+        "first_values": {"tensor": first_name, "values": [float(v) for v in first]},
         "histogram": {"counts": counts.tolist(), "edges": edges.tolist()},
         "tensors": tensors,
     }

@@ -38,6 +38,8 @@ from llmcore.run import METRICS_FILE, MODEL_FILE, TIMELINE_FILE, TOKENIZER_FILE,
 log = logging.getLogger(__name__)
 CHECKPOINT_FILE = "checkpoint.safetensors"
 TIMELINE_PROMPTS = ("Once upon a time", "Mia went to the", "\n")
+EARLY_SAMPLES = (10, 25, 50, 100)  # extra timeline points where the model changes fastest
+TIMELINE_TOKENS = 60  # how many frequent tokens the timeline's embedding map follows
 
 
 @dataclass
@@ -329,10 +331,14 @@ def train(
             extra = {"tokens_seen": tokens_seen, "train_config": cfg.to_dict()}
             save_checkpoint(ckpt, model, opt, gen, step, extra)
 
+    frequent = torch.bincount(data.train, minlength=tok.vocab_size).argsort(descending=True)[:TIMELINE_TOKENS].tolist()
+
     def record_sample(step):
         samples = timeline_samples(model, tok)
         if rank == 0:
-            _append_jsonl(out / TIMELINE_FILE, {"step": step, "tokens_seen": tokens_seen, "samples": samples})
+            row = {"step": step, "tokens_seen": tokens_seen, "samples": samples,
+                   "embedding_2d": embedding_map(model, tok, frequent)}
+            _append_jsonl(out / TIMELINE_FILE, row)
         emit(TrainEvent("sample", step, cfg.steps, samples=samples, elapsed=time.perf_counter() - t0))
 
     micro = cfg.batch_size // (world * cfg.grad_accum)  # windows per micro-batch on this process
@@ -379,7 +385,7 @@ def train(
             _append_jsonl(out / METRICS_FILE, row)
         emit(TrainEvent("step", step, cfg.steps, loss=loss_sum, lr=lr, tokens_per_s=tps, elapsed=row["elapsed"],
                         val_loss=row.get("val_loss"), val_bpb=row.get("val_bpb")))
-        if step % cfg.sample_every == 0 or step == cfg.steps:
+        if step % cfg.sample_every == 0 or step in EARLY_SAMPLES or step == cfg.steps:
             record_sample(step)
         stop = (cfg.max_seconds and time.perf_counter() - t0 > cfg.max_seconds) or (should_stop and should_stop())
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps and not stop:
@@ -417,3 +423,17 @@ def timeline_samples(model, tok, n_tokens: int = 40) -> dict:
     out = {p: generate(model, tok, p, Sampling(temperature=0, max_new_tokens=n_tokens)) for p in TIMELINE_PROMPTS}
     model.train(was_training)
     return out
+
+
+@torch.no_grad()
+def embedding_map(model, tok, token_ids: list[int]) -> dict:
+    """2-D coordinates of some token embeddings (their top two principal components).
+
+    Signs are fixed (largest coordinate positive) so the map does not flip between steps.
+    """
+    E = model.W_E[token_ids].float().cpu()  # [n, d_model]
+    E = E - E.mean(0)
+    _, _, V = torch.linalg.svd(E, full_matrices=False)
+    xy = E @ V[:2].T  # [n, 2]
+    xy *= torch.sign(xy.gather(0, xy.abs().argmax(0, keepdim=True)))
+    return {"tokens": [tok.token_str(i) for i in token_ids], "xy": [[round(float(a), 4), round(float(b), 4)] for a, b in xy]}

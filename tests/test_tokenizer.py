@@ -166,6 +166,19 @@ def test_bpe_pieces(bpe):
     assert "".join(emoji) == "<0xF0><0x9F><0xA6><0x99>"
 
 
+@FUZZ
+@given(s=st.text(alphabet=st.sampled_from(list("ab1'. \n\t\x1f\u00a0\u3000é😀")), min_size=20, max_size=300))
+def test_bpe_chunked_encoding_equals_one_call(bpe, monkeypatch, s):
+    monkeypatch.setattr(T, "CHUNK_CHARS", 4)  # cut every few characters
+    assert bpe.encode(s) == bpe._tk.encode(s, add_special_tokens=False).ids
+
+
+def test_bpe_chunked_encoding_on_a_long_text(bpe):
+    long = TEXT * 60  # ~110k characters: several chunks
+    assert bpe._chunkable and len(long) > 4 * T.CHUNK_CHARS
+    assert bpe.encode(long) == bpe._tk.encode(long, add_special_tokens=False).ids
+
+
 def test_bpe_training_is_deterministic(bpe):
     again = BPETokenizer.train(TEXT, vocab_size=320)
     assert again.to_dict() == bpe.to_dict()
@@ -451,6 +464,28 @@ def test_load_hf_gpt2_style(tmp_path):
         assert tok.decode(tok.encode(s)) == s == ref.decode(ref.encode(s).ids, skip_special_tokens=False)
     assert tok.token_str(0) == "<|endoftext|>"
     assert load_tokenizer(tok.to_dict()).encode(TEXT) == ref.encode(TEXT).ids  # survives our own format
+
+
+def test_load_hf_gpt2_legacy_layout(tmp_path):
+    from tokenizers import ByteLevelBPETokenizer
+
+    # GPT-2's file on the Hub dates from 2020: no model "type", merges as "a b" strings,
+    # empty-string affixes, and <|endoftext|> as the last id (50256 there).
+    ref = ByteLevelBPETokenizer()
+    ref.train_from_iterator([TEXT], vocab_size=300, show_progress=False)
+    ref.add_special_tokens(["<|endoftext|>"])
+    d = json.loads(ref._tokenizer.to_str())
+    model = d["model"]
+    del model["type"]
+    model["merges"] = [" ".join(m) for m in model["merges"]]
+    model.update(continuing_subword_prefix="", end_of_word_suffix="")
+    d["added_tokens"][0]["normalized"] = True
+    (tmp_path / "tokenizer.json").write_text(json.dumps(d), encoding="utf-8")
+    tok = load_hf(tmp_path)
+    assert tok.vocab_size == 301 and tok.token_str(300) == "<|endoftext|>"
+    s = "Tom said hello.<|endoftext|>The end."
+    assert tok.encode(s) == ref.encode(s).ids and tok.decode(tok.encode(s)) == s
+    assert len(tok.merges) == len(model["merges"])
 
 
 def test_load_hf_split_then_byte_level(tmp_path):

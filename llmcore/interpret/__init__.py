@@ -1,0 +1,18 @@
+"""Interpretability: look inside a trained GPT, find its features, and steer it.
+
+The modules follow the order a learner meets them in (notebook 05):
+
+    activations   run text through the model and keep one hook's activations,
+                  batched over a corpus with bounded memory
+    lens          attention patterns per layer and head; the logit lens (what the
+                  model would predict if it stopped after each layer)
+    sae           a sparse autoencoder trained on one layer's residual stream,
+                  saved as sae.safetensors in the run directory, with SAELens's
+                  metrics (L0, variance explained, dead features, loss recovered)
+    features      what each SAE feature means: top contexts, histogram, the tokens
+                  it pushes up, and which planted story-world concept it finds
+    steer         clamp or add a feature during generation (the Golden Gate Bridge)
+
+Figures for all of these live in `llmcore.viz.interpret`. Nothing heavy is imported
+here: `import llmcore.interpret` stays cheap; import the submodule you need.
+"""

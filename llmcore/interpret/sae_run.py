@@ -1,0 +1,188 @@
+"""An SAE for a run directory: the file `sae.safetensors`, training one, loading it back.
+
+    runs/my-run/sae.safetensors
+      tensors   W_enc [d_model, d_sae], b_enc [d_sae], W_dec [d_sae, d_model], b_dec [d_model]
+      header    format "llmcore-sae", format_version, config (SAEConfig as JSON),
+                metrics (L0, variance explained, dead fraction, loss recovered, and the
+                best feature for every planted concept), model_sha256
+
+An SAE only means something for the one model it was trained on, so the header keeps
+the SHA-256 of that model.safetensors and `load_sae` refuses an SAE whose model has
+changed. Like the parameter file, the SAE file can come from a stranger: nothing is
+unpickled, and every way it can be wrong (not safetensors, truncated, lying header,
+wrong shapes, NaN, not unit-norm) is a one-line `UserError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+
+import torch
+
+from llmcore.errors import UserError
+from llmcore.interpret.sae import SAE, SAEConfig, SAEEvent, evaluate_sae, train_sae
+
+log = logging.getLogger(__name__)
+
+FORMAT, FORMAT_VERSION = "llmcore-sae", 1
+TENSORS = ("W_enc", "b_enc", "W_dec", "b_dec")
+RESID_HOOKS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out")
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_sae(sae: SAE, path, *, metrics: dict | None = None, model_sha256: str = "") -> None:
+    """Write the SAE (fp32) with its config, metrics and model fingerprint, atomically."""
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    from llmcore.params import atomic_write
+
+    tensors = {name: getattr(sae, name).detach().float().cpu().contiguous() for name in TENSORS}
+    meta = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "config": json.dumps(sae.cfg.to_dict()),
+        "metrics": json.dumps(metrics or {}),
+        "model_sha256": model_sha256,
+    }
+    atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+
+
+def load_sae_file(path) -> tuple[SAE, dict]:
+    """(SAE, metadata) from an sae.safetensors file; every way a file can be wrong is a UserError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from llmcore.params import read_header
+
+    _, meta, _ = read_header(path)  # refuses truncated, lying or non-safetensors files
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{path}: a safetensors file, but not an llmcore SAE (no {FORMAT} metadata)")
+    if meta.get("format_version") not in [str(v) for v in range(1, FORMAT_VERSION + 1)]:
+        raise UserError(f"{path}: SAE format version {meta.get('format_version')!r} is not one this llmcore reads")
+    try:
+        cfg = SAEConfig.from_dict(json.loads(meta.get("config", "")))
+        metrics = json.loads(meta.get("metrics") or "{}")
+    except json.JSONDecodeError:
+        raise UserError(f"{path}: the SAE config in the header is not valid JSON") from None
+    try:
+        raw = load_file(str(path))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as e:
+        raise UserError(f"{path}: cannot read tensors ({str(e).splitlines()[0]})") from None
+    sae = SAE(cfg)
+    for name, want in ((n, getattr(sae, n).shape) for n in TENSORS):
+        t = raw.get(name)
+        if t is None or t.shape != want or not t.is_floating_point():
+            got = "missing" if t is None else f"{t.dtype} {tuple(t.shape)}"
+            raise UserError(f"{path}: tensor {name!r} is {got}, the config needs float {tuple(want)}")
+        if not torch.isfinite(t).all():
+            raise UserError(f"{path}: tensor {name!r} contains NaN or infinite values; the SAE is broken")
+        getattr(sae, name).data.copy_(t.float())
+    if not torch.allclose(sae.W_dec.norm(dim=1), torch.ones(cfg.d_sae), atol=1e-3):
+        raise UserError(f"{path}: decoder directions are not unit length; the file is not a trained llmcore SAE")
+    return sae.eval().requires_grad_(False), {**meta, "config": cfg.to_dict(), "metrics": metrics}
+
+
+# ---------------------------------------------------------------------------
+# An SAE for a run directory
+# ---------------------------------------------------------------------------
+
+
+def as_run(run_or_path):
+    """A loaded `Run` from a Run, a run directory or a shipped run's name."""
+    from llmcore.run import Run, load_run
+
+    return run_or_path if isinstance(run_or_path, Run) else load_run(run_or_path)
+
+
+def train_sae_for_run(run_or_path, cfg: SAEConfig | None = None, *, layer: int | None = None, callbacks=(),
+                      out=None, label: bool = True, **overrides):
+    """Train an SAE on the run's own training text and write `sae.safetensors` into the run; returns its path.
+
+    `layer` picks `blocks.{layer}.hook_resid_post`; other keywords override SAEConfig fields
+    (d_sae, k, steps, seed, ...). Events: "collect", "step"..., "eval", "done". With `label`
+    and a story-world run, the best feature for every planted concept is found and stored
+    in the file's metadata, so `steer --feature golden_gate_bridge` needs no search.
+    """
+    import time
+    from pathlib import Path
+
+    from llmcore.corpus import load_corpus
+    from llmcore.interpret.activations import check_hook, collect, resid_hook, windows
+    from llmcore.run import MODEL_FILE, SAE_FILE
+
+    t0 = time.perf_counter()
+    run = as_run(run_or_path)
+    model, n_ctx = run.model, run.model.cfg.n_ctx
+    base = (cfg or SAEConfig(d_model=model.cfg.d_model)).to_dict()
+    if layer is not None:
+        base["hook_name"] = resid_hook(model, layer)
+    cfg = SAEConfig.from_dict({**base, **overrides})
+    check_hook(model, cfg.hook_name)
+    if cfg.d_model != model.cfg.d_model or not cfg.hook_name.endswith(RESID_HOOKS):
+        raise UserError(f"an SAE reads a residual-stream hook ({', '.join(RESID_HOOKS)}) of width "
+                        f"d_model={model.cfg.d_model}; got {cfg.hook_name} with d_model={cfg.d_model}")
+
+    def emit(ev):
+        for cb in callbacks:
+            cb(ev)
+
+    # 1. Windows of the run's training text, a random sample of them: [n_windows, n_ctx].
+    corpus = run.provenance.get("corpus") or "storyworld"
+    emit(SAEEvent("collect", 0, cfg.steps, elapsed=time.perf_counter() - t0, info={"corpus": corpus, "hook": cfg.hook_name}))
+    all_windows = windows(run.tokenizer.encode(load_corpus(corpus, "train").text), n_ctx)
+    n_windows = min(len(all_windows), math.ceil(cfg.n_tokens / n_ctx))
+    pick = torch.randperm(len(all_windows), generator=torch.Generator().manual_seed(cfg.seed))[:n_windows]
+    acts = collect(model, all_windows[pick.sort().values], cfg.hook_name).flatten(0, 1)  # [n_tokens, d_model]
+    log.info("collected %d activations at %s in %.1fs", len(acts), cfg.hook_name, time.perf_counter() - t0)
+
+    # 2. Train, then 3. measure on held-out text (the validation split).
+    sae = train_sae(acts, cfg, callbacks=callbacks, start=t0)
+    del acts
+    emit(SAEEvent("eval", cfg.steps, cfg.steps, elapsed=time.perf_counter() - t0))
+    val = windows(run.tokenizer.encode(load_corpus(corpus, "val").text), n_ctx)[:256]
+    metrics = evaluate_sae(model, sae, val)
+    concepts = {}
+    if label and corpus == "storyworld":
+        from llmcore.interpret.features import label_features
+
+        concepts = {c: m.to_dict() for c, m in label_features(run, sae).items()}
+    metrics |= {"train_seconds": round(time.perf_counter() - t0, 1), "concepts": concepts}
+    path = Path(out) if out else run.path / SAE_FILE
+    save_sae(sae, path, metrics=metrics, model_sha256=file_sha256(run.path / MODEL_FILE))
+    emit(SAEEvent("done", cfg.steps, cfg.steps, elapsed=time.perf_counter() - t0, info=metrics))
+    return path
+
+
+def load_sae(run_or_path) -> SAE:
+    """The SAE saved in a run directory (`sae.safetensors`), checked against that run's model.
+
+    Its metrics (and the concept each planted concept's best feature) are in `sae.metrics`.
+    """
+    from llmcore.params import read_header
+    from llmcore.run import MODEL_FILE, SAE_FILE, Run, resolve_run
+
+    folder = run_or_path.path if isinstance(run_or_path, Run) else resolve_run(run_or_path)
+    path = folder / SAE_FILE
+    if not path.is_file():
+        raise UserError(f"{folder}: the run has no {SAE_FILE} yet; train one with `llmcore sae train {folder}`")
+    sae, meta = load_sae_file(path)
+    model_cfg = json.loads(read_header(folder / MODEL_FILE)[1].get("config") or "{}")
+    layer = sae.cfg.hook_name.split(".")[1] if sae.cfg.hook_name.startswith("blocks.") else "0"
+    if model_cfg.get("d_model") != sae.cfg.d_model or not layer.isdigit() or int(layer) >= model_cfg.get("n_layers", 0):
+        raise UserError(f"{path}: the SAE ({sae.cfg.hook_name}, d_model={sae.cfg.d_model}) does not fit this run's model")
+    if meta.get("model_sha256") and meta["model_sha256"] != file_sha256(folder / MODEL_FILE):
+        raise UserError(f"{path}: the SAE was trained on a different {MODEL_FILE}; retrain it with `llmcore sae train {folder}`")
+    sae.metrics = meta["metrics"]
+    return sae
