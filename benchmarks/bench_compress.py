@@ -76,8 +76,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", default="storyworld", help="a run directory or a shipped run name")
     p.add_argument("--chars", type=int, default=40_000, help="how much held-out text to compress")
-    p.add_argument("--train-corpus", default=None, help="the training text for the conditioned rows "
-                   "(default: the corpus the run was trained on)")
+    p.add_argument(
+        "--train-corpus",
+        default=None,
+        help="the training text for the conditioned rows (default: the corpus the run was trained on)",
+    )
     p.add_argument("--out", default=str(RESULTS), help="where to write the JSON")
     a = p.parse_args(argv)
 
@@ -120,8 +123,11 @@ def main(argv=None) -> int:
         "run_path": str(run.path),
         "run_val_bpb_from_training": run.provenance.get("val_bpb"),
         "round_trip_exact": exact,
-        "seconds": {"compress": round(compress_s, 2), "decompress": round(decompress_s, 2),
-                    "compare_all": round(compare_s, 2)},
+        "seconds": {
+            "compress": round(compress_s, 2),
+            "decompress": round(decompress_s, 2),
+            "compare_all": round(compare_s, 2),
+        },
         "tokens_per_s_compress": round(r["tokens"] / compress_s, 1),
         "best_classical": {"method": best, "bytes": rivals[best]},
         "model_beats_every_classical": all(model < b for b in rivals.values()),
@@ -129,10 +135,14 @@ def main(argv=None) -> int:
         "machine": machine(),
     }
     print(table(r))
-    print(f"round trip exact: {exact}; compress {compress_s:.1f}s, decompress {decompress_s:.1f}s "
-          f"({r['tokens_per_s_compress']:,.0f} tokens/s)")
-    print(f"model file / best classical ({best}): {r['model_vs_best_classical']:.3f}; "
-          f"beats every classical compressor: {r['model_beats_every_classical']}")
+    print(
+        f"round trip exact: {exact}; compress {compress_s:.1f}s, decompress {decompress_s:.1f}s "
+        f"({r['tokens_per_s_compress']:,.0f} tokens/s)"
+    )
+    print(
+        f"model file / best classical ({best}): {r['model_vs_best_classical']:.3f}; "
+        f"beats every classical compressor: {r['model_beats_every_classical']}"
+    )
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(r, indent=2) + "\n")
     print(f"wrote {a.out}")

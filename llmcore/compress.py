@@ -240,7 +240,7 @@ class _Predictor:
         return quantise(self.logits)
 
 
-_COMPUTE_LOCK = threading.Lock()
+_COMPUTE_LOCK = threading.RLock()
 
 
 @contextmanager
@@ -291,13 +291,13 @@ def _tokenize(tok, text: str, data: bytes) -> tuple[list[int], list[int]]:
 def model_sha256(run) -> bytes:
     """SHA-256 of the run's parameter file: which model a compressed file needs."""
     cache = getattr(run, "_cache", {})
-    if "sha256" not in cache:
+    if "compress.sha256" not in cache:
         h = hashlib.sha256()
         with open(run.params_file, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
-        cache["sha256"] = h.digest()
-    return cache["sha256"]
+        cache["compress.sha256"] = h.digest()
+    return cache["compress.sha256"]
 
 
 # ----------------------------------------------------------------------------

@@ -251,3 +251,19 @@ def inspect_file(path, *, n_values: int = 8, bins: int = 40) -> dict:
         "histogram": {"counts": counts.tolist(), "edges": edges.tolist()},
         "tensors": tensors,
     }
+
+
+def compare_dtypes(run, text: str, folder, dtypes=("fp32", "bf16", "fp16", "int8")) -> list[dict]:
+    """Save `run`'s model in each dtype, reload it, and measure file size and loss on `text`.
+
+    What each saving in bytes costs in quality: the rows behind "fp32 vs bf16 vs int8".
+    """
+    from llmcore.train import text_loss
+
+    rows = []
+    for dtype in dtypes:
+        path = Path(folder) / f"model-{dtype}.safetensors"
+        save_params(run.model, path, dtype=dtype, tokenizer_kind=run.tokenizer.kind)
+        model, _ = load_model(path)
+        rows.append({"dtype": dtype, "bytes": path.stat().st_size, **text_loss(model, run.tokenizer, text)})
+    return rows

@@ -54,16 +54,16 @@ def token_ids(run, prompt, sampling, **kw):
 
 def test_temperature_zero_is_the_argmax_chain(run):
     m, tok = run.model, run.tokenizer
-    ids = tok.encode("Mia went to the")
+    ids = tok.encode("Mia went")
     want = []
     with torch.no_grad():
         for _ in range(GREEDY.max_new_tokens):
             nxt = int(m(torch.tensor([ids]))[0, -1].argmax())
             ids.append(nxt)
             want.append(nxt)
-    assert token_ids(run, "Mia went to the", GREEDY) == want
-    assert generate(m, tok, "Mia went to the", GREEDY) == tok.decode(want)
-    assert generate(m, tok, "Mia went to the", Sampling(temperature=0, max_new_tokens=20, seed=7)) == tok.decode(want)
+    assert token_ids(run, "Mia went", GREEDY) == want
+    assert generate(m, tok, "Mia went", GREEDY) == tok.decode(want)
+    assert generate(m, tok, "Mia went", Sampling(temperature=0, max_new_tokens=20, seed=7)) == tok.decode(want)
 
 
 def test_same_seed_same_text_and_different_seeds_differ(run):

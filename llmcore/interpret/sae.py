@@ -98,7 +98,7 @@ class SAE(nn.Module):
         W_dec = torch.randn(cfg.d_sae, cfg.d_model, generator=gen)
         W_dec /= W_dec.norm(dim=1, keepdim=True)
         self.W_dec = nn.Parameter(W_dec)  # [d_sae, d_model], unit rows: feature directions
-        self.W_enc = nn.Parameter(W_dec.T.clone())  # [d_model, d_sae], starts as the transpose
+        self.W_enc = nn.Parameter(W_dec.T.contiguous())  # [d_model, d_sae], starts as the transpose
         self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae))  # [d_sae]
         self.b_dec = nn.Parameter(torch.zeros(cfg.d_model))  # [d_model]
 

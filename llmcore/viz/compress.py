@@ -15,6 +15,8 @@ are the training text, compressed. The y axis is logarithmic so both show.
 
 from __future__ import annotations
 
+import math
+
 from llmcore.errors import UserError
 from llmcore.viz.common import OKABE_ITO, apply_theme
 
@@ -71,12 +73,17 @@ def compression_figure(result: dict, *, projector: bool = False):
             ),
         ]
     )
-    fig.add_hline(
-        y=RAW_BITS_PER_BYTE,
-        line_dash="dash",
-        line_color="#888888",
-        annotation_text="no compression (8 bits per byte)",
-        annotation_position="top left",
+    fig.add_hline(y=RAW_BITS_PER_BYTE, line_dash="dash", line_color="#888888")
+    # plotly places annotations on a log axis by log10 of the value (shapes by the value)
+    fig.add_annotation(
+        text="no compression (8 bits per byte)",
+        x=0,
+        xref="paper",
+        xanchor="left",
+        y=math.log10(RAW_BITS_PER_BYTE),
+        yref="y",
+        yanchor="bottom",
+        showarrow=False,
     )
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.15})
     fig.update_yaxes(type="log", title_text="bits per byte (log scale, lower is better)")

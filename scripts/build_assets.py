@@ -1,0 +1,62 @@
+"""Rebuild the pretrained runs that ship in llmcore/assets/, from fixed seeds.
+
+    .venv/bin/python scripts/build_assets.py            # the storyworld run, then its SAE
+
+Deterministic on a given machine and thread count: the same command writes the same
+weights. Training takes a few CPU-minutes on 2 cores; the curve lands in the run's
+metrics.jsonl and the samples in its timeline.jsonl.
+"""
+
+import argparse
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from llmcore.run import ASSETS
+from llmcore.train import TrainConfig, train
+
+STORYWORLD = TrainConfig(
+    corpus="storyworld", tokenizer="bpe", vocab_size=1024, preset="storyworld",
+    steps=600, batch_size=32, lr=3e-3, min_lr=3e-4, warmup=30,
+    eval_every=25, eval_batches=4, sample_every=50, checkpoint_every=0, seed=0, device="cpu",
+)
+
+
+def build_storyworld(out: Path):
+    tmp = out.with_name(out.name + ".building")
+    shutil.rmtree(tmp, ignore_errors=True)
+    t0 = time.perf_counter()
+
+    def progress(ev):
+        if ev.kind == "step" and ev.val_loss is not None:
+            logging.info("step %d  loss %.3f  val bits/byte %.3f  %.0f s", ev.step, ev.loss, ev.val_bpb, ev.elapsed)
+
+    train(STORYWORLD, tmp, callbacks=(progress,))
+    logging.info("trained in %.0f s", time.perf_counter() - t0)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--skip-train", action="store_true", help="keep the existing model, rebuild only the SAE")
+    p.add_argument("--skip-sae", action="store_true", help="do not train the sparse autoencoder")
+    a = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(2)  # results depend on the thread count; 2 is the reference machine's
+    out = ASSETS / "storyworld"
+    if not a.skip_train:
+        build_storyworld(out)
+    if not a.skip_sae:
+        from llmcore.interpret.sae import train_sae_for_run
+
+        train_sae_for_run(out)
+    print(json.dumps(json.loads(json.dumps(__import__("llmcore.run").run.load_run(out).provenance)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
