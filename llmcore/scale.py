@@ -598,3 +598,91 @@ def llama2_70b_check(*, mfu: float = DEFAULT_MFU, price: float | None = None,
         "sources": {k: SOURCES[k] for k in ("explainer", "llama2", "llama2_shapes", "kaplan",
                                              "a100", "mfu", "price", "bytes_per_token")},
     }
+
+
+# ---------------------------------------------------------------------------------
+# Data at human scale: how long would a person take to read it? And what a KV cache buys.
+# ---------------------------------------------------------------------------------
+
+BYTES_PER_BOOK = 500_000  # a ~90,000-word novel as plain UTF-8 text is about 500 KB
+BYTES_PER_WORD = 6.0  # an English word averages ~4.7 letters, plus a space and punctuation
+WORDS_PER_MINUTE = 250  # a typical adult reading speed for prose
+READING_HOURS_PER_DAY = 8  # a full working day of reading, every day of the year
+LLAMA2_DATA_BYTES = 10e12  # the explainer's "~10TB of text" (see llama2_70b_check)
+
+
+def reading_equivalents(n_bytes: float) -> dict:
+    """How much reading `n_bytes` of plain text is, under stated assumptions.
+
+    10e12 bytes (Llama 2's ~10 TB) -> 20 million books, 1.7e12 words, ~38,000 years
+    of reading 8 hours a day at 250 words a minute. The assumptions travel with the
+    numbers in "assumptions", so a page can print them beside the chart.
+    """
+    _check_number("n_bytes", n_bytes, low_ok=True, high=1e18)
+    words = n_bytes / BYTES_PER_WORD
+    hours = words / WORDS_PER_MINUTE / 60
+    days = hours / READING_HOURS_PER_DAY
+    return {
+        "bytes": n_bytes,
+        "books": n_bytes / BYTES_PER_BOOK,
+        "words": words,
+        "reading_hours": hours,
+        "reading_days": days,  # days of READING_HOURS_PER_DAY hours
+        "reading_years": days / 365.25,
+        "assumptions": {
+            "bytes_per_book": BYTES_PER_BOOK,
+            "bytes_per_word": BYTES_PER_WORD,
+            "words_per_minute": WORDS_PER_MINUTE,
+            "reading_hours_per_day": READING_HOURS_PER_DAY,
+            "text": (f"a book is ~{BYTES_PER_BOOK / 1e3:,.0f} KB of text; a word ~{BYTES_PER_WORD:g} bytes; "
+                     f"reading {WORDS_PER_MINUTE} words a minute, {READING_HOURS_PER_DAY} hours a day, every day"),
+        },
+    }
+
+
+def reading_time_text(n_bytes: float) -> str:
+    """One phrase for a chart label: '2.4 books, 3.3 hours of reading' or '38,000 years of reading'."""
+    r = reading_equivalents(n_bytes)
+    books = r["books"]
+    book_txt = f"{books:,.0f} books" if books >= 10 else f"{books:.2g} books"
+    if r["reading_years"] >= 1:
+        t = f"{r['reading_years']:,.0f} years"
+    elif r["reading_days"] >= 1:
+        t = f"{r['reading_days']:,.1f} days"
+    elif r["reading_hours"] >= 1:
+        t = f"{r['reading_hours']:,.1f} hours"
+    else:
+        t = f"{r['reading_hours'] * 60:,.0f} minutes"
+    return f"{book_txt}, {t} of reading"
+
+
+def measure_kv_cache(model, tokenizer, lengths=(16, 32, 64, 128), prompt: str = "Once upon a time",
+                     repeats: int = 1) -> list[dict]:
+    """Time generation of each length with and without the KV cache, on this machine.
+
+    Without a cache, every new token re-reads the whole text so far through every layer
+    (cost grows with the length); with it, only the new token passes through. Returns one
+    row per (length, cache): {"n_tokens", "cache", "seconds", "tokens_per_s"}; the best of
+    `repeats` runs. Lengths are capped at the model's context so both paths do the same work.
+    """
+    from llmcore.generate import Sampling, steps
+
+    if not lengths or len(lengths) > 20:
+        raise UserError("give between 1 and 20 lengths to time")
+    for n in lengths:
+        _check_number("length", n, low=1, low_ok=True, high=2000, integer=True)
+    _check_number("repeats", repeats, low=1, low_ok=True, high=20, integer=True)
+    n_ctx = model.cfg.n_ctx
+    n_prompt = len(tokenizer.encode(prompt)) if prompt else 1
+    rows = []
+    for n in sorted({min(int(n), max(1, n_ctx - n_prompt)) for n in lengths}):
+        s = Sampling(temperature=0, max_new_tokens=n)
+        for cache in (True, False):
+            best = math.inf
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                for _step in steps(model, tokenizer, prompt, s, use_cache=cache, n_alternatives=1):
+                    pass
+                best = min(best, time.perf_counter() - t0)
+            rows.append({"n_tokens": n, "cache": cache, "seconds": best, "tokens_per_s": n / max(best, 1e-9)})
+    return rows

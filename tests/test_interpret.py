@@ -17,8 +17,7 @@ from llmcore.errors import UserError
 from llmcore.interpret import activations as A
 from llmcore.interpret import features as F
 from llmcore.interpret import lens, steer
-from llmcore.interpret.sae import SAE, SAEConfig, evaluate_sae, train_sae
-from llmcore.interpret.sae_run import load_sae, load_sae_file, save_sae, train_sae_for_run
+from llmcore.interpret.sae import SAE, SAEConfig, evaluate_sae, load_sae, load_sae_file, save_sae, train_sae, train_sae_for_run
 from llmcore.model import GPT, GPTConfig
 
 
@@ -234,13 +233,13 @@ def test_train_sae_for_run_is_deterministic_and_checked_against_its_model(tiny_r
     with pytest.raises(UserError, match="no sae.safetensors"):
         load_sae(folder)
     events = []
-    kw = dict(layer=1, d_sae=64, k=4, steps=30, batch_size=128, n_tokens=2048, label=False)
-    path = train_sae_for_run(folder, callbacks=(events.append,), **kw)
+    kw = dict(d_sae=64, k=4, steps=30, batch_size=128, n_tokens=2048, label=False)
+    path = train_sae_for_run(folder, layer=1, callbacks=(events.append,), **kw)
     assert path == folder / "sae.safetensors" and events[0].kind == "collect" and events[-1].kind == "done"
     assert any(e.kind == "step" for e in events)
     sae = load_sae(load_run(folder))
     assert sae.cfg.hook_name == "blocks.1.hook_resid_post" and 0 <= sae.metrics["variance_explained"] <= 1
-    again = train_sae_for_run(folder, out=tmp_path / "again.safetensors", **kw)
+    again = train_sae_for_run(folder, layer=1, out=tmp_path / "again.safetensors", **kw)
     torch.testing.assert_close(load_sae_file(again)[0].W_dec, sae.W_dec, rtol=0, atol=0)
     with pytest.raises(UserError, match="layer"):
         train_sae_for_run(folder, layer=5, **kw)

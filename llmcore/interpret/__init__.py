@@ -6,9 +6,11 @@ The modules follow the order a learner meets them in (notebook 05):
                   batched over a corpus with bounded memory
     lens          attention patterns per layer and head; the logit lens (what the
                   model would predict if it stopped after each layer)
-    sae           a sparse autoencoder trained on one layer's residual stream,
-                  saved as sae.safetensors in the run directory, with SAELens's
-                  metrics (L0, variance explained, dead features, loss recovered)
+    sae_model     a sparse autoencoder for one layer's residual stream: the model,
+                  its training loop, SAELens's metrics (L0, variance explained,
+                  dead features, loss recovered)
+    sae           an SAE for a run: train it, save it as sae.safetensors in the
+                  run directory, load it back (re-exports sae_model)
     features      what each SAE feature means: top contexts, histogram, the tokens
                   it pushes up, and which planted story-world concept it finds
     steer         clamp or add a feature during generation (the Golden Gate Bridge)

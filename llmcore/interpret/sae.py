@@ -1,250 +1,194 @@
-"""A sparse autoencoder (SAE): the residual stream, rewritten as a few active features.
+"""The sparse autoencoder of a run: train one, save it as `sae.safetensors`, load it back.
 
-One residual-stream vector (d_model numbers) mixes many things the model tracks at
-once. An SAE (Bricken et al. 2023, "Towards Monosemanticity"; Templeton et al. 2024,
-"Scaling Monosemanticity") learns a wider dictionary of d_sae directions and writes
-each vector as a *sparse* sum of them:
+The autoencoder itself (SAE, SAEConfig, its training loop and metrics) lives in
+`sae_model`; this module re-exports it, so `from llmcore.interpret.sae import ...`
+gives everything.
 
-    f     = sparsify((x - b_dec) @ W_enc + b_enc)     [..., d_sae]   feature activations, mostly 0
-    x_hat = f @ W_dec + b_dec                         [..., d_model] the reconstruction
+    runs/my-run/sae.safetensors
+      tensors   W_enc [d_model, d_sae], b_enc [d_sae], W_dec [d_sae, d_model], b_dec [d_model]
+      header    format "llmcore-sae", format_version, config (SAEConfig as JSON),
+                metrics (L0, variance explained, dead fraction, loss recovered, and the
+                best feature for every planted concept), model_sha256
 
-`sparsify` is TopK (keep the k largest pre-activations, ReLU them; Gao et al. 2024)
-or a plain ReLU trained with an L1 penalty on f. Each feature's decoder direction
-W_dec[f] (a row here; a column in the papers' d_model x d_sae layout) has unit norm,
-so f's value *is* how far along that direction the residual stream moved.
-
-Training reads one hook's activations over the run's training text (scaled so their
-mean norm is sqrt(d_model), which makes one learning rate fit every model; the scale is
-folded back into the weights at the end, so a saved SAE reads raw activations).
-Quality is measured as SAELens reports it: L0 (features on per token), variance
-explained, dead features (never fire on the eval set) and loss recovered, with the SAE's
-reconstruction spliced into the forward pass in place of the real activation.
-
-Saving it in a run directory, and training one for a run, live in `sae_run`.
+An SAE only means something for the one model it was trained on, so the header keeps
+the SHA-256 of that model.safetensors and `load_sae` refuses an SAE whose model has
+changed. Like the parameter file, the SAE file can come from a stranger: nothing is
+unpickled, and every way it can be wrong (not safetensors, truncated, lying header,
+wrong shapes, NaN, not unit-norm) is a one-line `UserError`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
-from dataclasses import asdict, dataclass, fields
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from llmcore.errors import UserError
+from llmcore.interpret.sae_model import SAE, SAEConfig, SAEEvent, evaluate_sae, train_sae
 
+__all__ = ["SAE", "SAEConfig", "SAEEvent", "evaluate_sae", "train_sae", "train_sae_for_run", "load_sae",
+           "load_sae_file", "save_sae"]
 log = logging.getLogger(__name__)
 
-ACTIVATIONS = ("topk", "relu")
+FORMAT, FORMAT_VERSION = "llmcore-sae", 1
+TENSORS = ("W_enc", "b_enc", "W_dec", "b_dec")
+RESID_HOOKS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out")
 
 
-@dataclass
-class SAEConfig:
-    """What an SAE reads, its shape, and how it is trained. Same config + seed = same SAE."""
-
-    hook_name: str = "blocks.2.hook_resid_post"  # the activation it reads (chosen by measurement)
-    d_model: int = 128  # width of that activation
-    d_sae: int = 1024  # number of features (the dictionary), here 8 x d_model
-    activation: str = "topk"  # "topk" (exactly k features on) or "relu" (L1 decides how many)
-    k: int = 16  # topk: features active per token
-    l1_coeff: float = 0.0  # relu: weight of the L1 sparsity penalty (0 with topk)
-    lr: float = 2e-3  # Adam learning rate
-    steps: int = 1500  # optimizer steps
-    batch_size: int = 1024  # activation vectors per step
-    n_tokens: int = 200_000  # activation vectors collected from the training text
-    seed: int = 0  # initialisation and batch order
-
-    def __post_init__(self):
-        if not isinstance(self.hook_name, str) or not self.hook_name:
-            raise UserError(f"sae config: hook_name must be a hook's name, got {self.hook_name!r}")
-        if self.activation not in ACTIVATIONS:
-            raise UserError(f"sae config: activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
-        for name in ("d_model", "d_sae", "k", "steps", "batch_size", "n_tokens"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10_000_000:
-                raise UserError(f"sae config: {name} must be a whole number from 1 to 10,000,000, got {v!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise UserError(f"sae config: seed must be a whole number, got {self.seed!r}")
-        if self.k > self.d_sae:
-            raise UserError(f"sae config: k ({self.k}) cannot exceed the number of features d_sae ({self.d_sae})")
-        for name, lo, hi in (("lr", 0.0, 1.0), ("l1_coeff", 0.0, 1e6)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo <= v < hi) or (name == "lr" and v == 0):
-                raise UserError(f"sae config: {name} must be a number in [{lo}, {hi}), got {v!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> SAEConfig:
-        if not isinstance(d, dict):
-            raise UserError("sae config must be a JSON object")
-        known = {f.name for f in fields(cls)}
-        try:
-            return cls(**{k: v for k, v in d.items() if k in known})
-        except TypeError as e:
-            raise UserError(f"sae config is incomplete: {e}") from None
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
-class SAE(nn.Module):
-    """x [..., d_model] -> features f [..., d_sae] (sparse) -> x_hat [..., d_model]."""
+def save_sae(sae: SAE, path, *, metrics: dict | None = None, model_sha256: str = "") -> None:
+    """Write the SAE (fp32) with its config, metrics and model fingerprint, atomically."""
+    from pathlib import Path
 
-    def __init__(self, cfg: SAEConfig, seed: int | None = None):
-        super().__init__()
-        self.cfg = cfg
-        gen = torch.Generator().manual_seed(cfg.seed if seed is None else seed)
-        W_dec = torch.randn(cfg.d_sae, cfg.d_model, generator=gen)
-        W_dec /= W_dec.norm(dim=1, keepdim=True)
-        self.W_dec = nn.Parameter(W_dec)  # [d_sae, d_model], unit rows: feature directions
-        self.W_enc = nn.Parameter(W_dec.T.contiguous())  # [d_model, d_sae], starts as the transpose
-        self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae))  # [d_sae]
-        self.b_dec = nn.Parameter(torch.zeros(cfg.d_model))  # [d_model]
+    from safetensors.torch import save_file
 
-    def pre_acts(self, x):  # [..., d_model] -> [..., d_sae]
-        return (x - self.b_dec) @ self.W_enc + self.b_enc
+    from llmcore.params import atomic_write
 
-    def encode(self, x):
-        """Feature activations, [..., d_sae]: >= 0, and with topk at most k non-zero."""
-        pre = self.pre_acts(x)
-        if self.cfg.activation == "relu":
-            return F.relu(pre)
-        top = pre.topk(self.cfg.k, dim=-1)  # keep the k largest, zero the rest
-        return torch.zeros_like(pre).scatter(-1, top.indices, F.relu(top.values))
-
-    def decode(self, f):  # [..., d_sae] -> [..., d_model]
-        return f @ self.W_dec + self.b_dec
-
-    def forward(self, x):
-        return self.decode(self.encode(x))
-
-    @torch.no_grad()
-    def normalize_decoder(self):
-        """Give every feature direction W_dec[f] unit length again (after an optimizer step)."""
-        self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp(min=1e-8)
-
-    @torch.no_grad()
-    def fold_scale(self, scale: float):
-        """Trained on x * scale; make it read raw x. ReLU and TopK commute with a positive
-        scale, so f_raw = f / scale: divide the biases, keep W_enc and the unit W_dec."""
-        self.b_enc /= scale
-        self.b_dec /= scale
-
-
-# ---------------------------------------------------------------------------
-# Training on a matrix of activations
-# ---------------------------------------------------------------------------
-
-
-@dataclass
-class SAEEvent:
-    """A report from SAE training; `kind` is "start", "collect", "step", "eval" or "done"."""
-
-    kind: str
-    step: int
-    steps: int
-    loss: float | None = None  # training loss (normalised MSE, plus L1 for relu)
-    fvu: float | None = None  # fraction of variance unexplained on this batch
-    l0: float | None = None  # features on per token, this batch
-    elapsed: float = 0.0
-    info: dict | None = None
-
-
-def train_sae(acts: torch.Tensor, cfg: SAEConfig, *, callbacks=(), start=None) -> SAE:
-    """Fit an SAE to `acts` [n_tokens, d_model] for cfg.steps Adam steps; deterministic for cfg.seed."""
-    import time
-
-    t0 = start or time.perf_counter()
-    if acts.ndim != 2 or acts.shape[1] != cfg.d_model or len(acts) < 2:
-        raise UserError(f"train_sae wants activations [n_tokens, {cfg.d_model}], got {tuple(acts.shape)}")
-    acts = acts.float()
-    scale = math.sqrt(cfg.d_model) / float(acts.norm(dim=1).mean().clamp(min=1e-8))  # mean norm -> sqrt(d_model)
-    x_all = acts * scale
-    sae = SAE(cfg)
-    with torch.no_grad():
-        sae.b_dec.copy_(x_all.mean(0))  # start the decoder bias at the data's centre
-    opt = torch.optim.Adam(sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
-    gen = torch.Generator().manual_seed(cfg.seed + 1)  # the batch order
-    order, at = torch.randperm(len(x_all), generator=gen), 0
-    var = x_all.var(0).sum()  # total variance per token, for the FVU readout
-    every = max(1, cfg.steps // 50)
-    for step in range(1, cfg.steps + 1):
-        if at + cfg.batch_size > len(order):  # a fresh shuffle each pass over the data
-            order, at = torch.randperm(len(x_all), generator=gen), 0
-        x = x_all[order[at : at + cfg.batch_size]]  # [batch, d_model]
-        at += cfg.batch_size
-        lr_scale = min(1.0, 10 * (cfg.steps - step + 1) / cfg.steps)  # linear decay over the last 10%
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr * lr_scale
-        f = sae.encode(x)  # [batch, d_sae]
-        err = (sae.decode(f) - x).pow(2).sum(-1).mean()  # squared error per token
-        loss = err / cfg.d_model + cfg.l1_coeff * f.sum(-1).mean() / cfg.d_model
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sae.normalize_decoder()
-        if step % every == 0 or step == cfg.steps:
-            l0 = float((f > 0).float().sum(-1).mean())
-            for cb in callbacks:
-                cb(SAEEvent("step", step, cfg.steps, float(loss), float(err / var), l0, time.perf_counter() - t0))
-    sae.fold_scale(scale)
-    return sae.eval().requires_grad_(False)
-
-
-# ---------------------------------------------------------------------------
-# Metrics, as SAELens reports them
-# ---------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def evaluate_sae(model, sae: SAE, tokens: torch.Tensor, *, batch_size: int = 32) -> dict:
-    """Quality of `sae` at its hook on eval windows `tokens` [n, pos].
-
-    l0: mean number of features on per token. variance_explained: 1 - |x - x_hat|^2 / |x - mean|^2
-    summed over tokens. dead_fraction: features that never fire on these tokens.
-    loss_recovered = (L_zero - L_spliced) / (L_zero - L_clean), where L_spliced is the model's
-    loss with x_hat in place of x at the hook, and L_zero with zeros there (1 = perfect, 0 = useless).
-    """
-    from llmcore.model import loss_fn
-
-    hook = sae.cfg.hook_name
-    device = next(model.parameters()).device
-    sae = sae.to(device)
-    fired = torch.zeros(sae.cfg.d_sae, dtype=torch.bool, device=device)
-    sums = dict(err=0.0, total=0.0, l0=0.0, n=0, clean=0.0, spliced=0.0, zero=0.0)
-    x_sum = x_sq = 0.0
-
-    def splice(x, hook):  # x: [batch, pos, d_model]
-        nonlocal x_sum, x_sq
-        f = sae.encode(x)
-        fired.logical_or_(f.flatten(0, -2).gt(0).any(0))
-        x_hat = sae.decode(f)
-        sums["err"] += float((x - x_hat).pow(2).sum())
-        x_sum, x_sq = x_sum + x.flatten(0, -2).sum(0), x_sq + float(x.pow(2).sum())
-        sums["l0"] += float((f > 0).sum())
-        sums["n"] += x.shape[0] * x.shape[1]
-        return x_hat
-
-    for i in range(0, len(tokens), batch_size):
-        t = tokens[i : i + batch_size].to(device)
-        x, y = t[:, :-1], t[:, 1:]
-        with model.hooked([]):
-            sums["clean"] += float(loss_fn(model(x), y)) * len(t)
-        with model.hooked([(hook, splice)]):
-            sums["spliced"] += float(loss_fn(model(x), y)) * len(t)
-        with model.hooked([(hook, lambda act, hook: torch.zeros_like(act))]):
-            sums["zero"] += float(loss_fn(model(x), y)) * len(t)
-    n = sums["n"]
-    total = x_sq - float((x_sum * x_sum).sum()) / n  # sum of |x - mean|^2
-    clean, spliced, zero = (sums[k] / len(tokens) for k in ("clean", "spliced", "zero"))
-    return {
-        "l0": sums["l0"] / n,
-        "variance_explained": 1.0 - sums["err"] / max(total, 1e-12),
-        "dead_fraction": 1.0 - float(fired.float().mean()),
-        "loss_clean": clean,
-        "loss_spliced": spliced,
-        "loss_zero_ablation": zero,
-        "loss_recovered": (zero - spliced) / (zero - clean) if zero != clean else float("nan"),
-        "n_tokens": n,
+    tensors = {name: getattr(sae, name).detach().float().cpu().contiguous() for name in TENSORS}
+    meta = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "config": json.dumps(sae.cfg.to_dict()),
+        "metrics": json.dumps(metrics or {}),
+        "model_sha256": model_sha256,
     }
+    atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+
+
+def load_sae_file(path) -> tuple[SAE, dict]:
+    """(SAE, metadata) from an sae.safetensors file; every way a file can be wrong is a UserError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from llmcore.params import read_header
+
+    _, meta, _ = read_header(path)  # refuses truncated, lying or non-safetensors files
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{path}: a safetensors file, but not an llmcore SAE (no {FORMAT} metadata)")
+    if meta.get("format_version") not in [str(v) for v in range(1, FORMAT_VERSION + 1)]:
+        raise UserError(f"{path}: SAE format version {meta.get('format_version')!r} is not one this llmcore reads")
+    try:
+        cfg = SAEConfig.from_dict(json.loads(meta.get("config", "")))
+        metrics = json.loads(meta.get("metrics") or "{}")
+    except json.JSONDecodeError:
+        raise UserError(f"{path}: the SAE config in the header is not valid JSON") from None
+    try:
+        raw = load_file(str(path))
+    except (SafetensorError, OSError, RuntimeError, ValueError) as e:
+        raise UserError(f"{path}: cannot read tensors ({str(e).splitlines()[0]})") from None
+    sae = SAE(cfg)
+    for name, want in ((n, getattr(sae, n).shape) for n in TENSORS):
+        t = raw.get(name)
+        if t is None or t.shape != want or not t.is_floating_point():
+            got = "missing" if t is None else f"{t.dtype} {tuple(t.shape)}"
+            raise UserError(f"{path}: tensor {name!r} is {got}, the config needs float {tuple(want)}")
+        if not torch.isfinite(t).all():
+            raise UserError(f"{path}: tensor {name!r} contains NaN or infinite values; the SAE is broken")
+        getattr(sae, name).data.copy_(t.float())
+    if not torch.allclose(sae.W_dec.norm(dim=1), torch.ones(cfg.d_sae), atol=1e-3):
+        raise UserError(f"{path}: decoder directions are not unit length; the file is not a trained llmcore SAE")
+    return sae.eval().requires_grad_(False), {**meta, "config": cfg.to_dict(), "metrics": metrics}
+
+
+# ---------------------------------------------------------------------------
+# An SAE for a run directory
+# ---------------------------------------------------------------------------
+
+
+def as_run(run_or_path):
+    """A loaded `Run` from a Run, a run directory or a shipped run's name."""
+    from llmcore.run import Run, load_run
+
+    return run_or_path if isinstance(run_or_path, Run) else load_run(run_or_path)
+
+
+def train_sae_for_run(run_or_path, cfg: SAEConfig | None = None, *, layer: int | None = None, callbacks=(),
+                      out=None, label: bool = True, **overrides):
+    """Train an SAE on the run's own training text and write `sae.safetensors` into the run; returns its path.
+
+    `layer` picks `blocks.{layer}.hook_resid_post`; other keywords override SAEConfig fields
+    (d_sae, k, steps, seed, ...). Events: "collect", "step"..., "eval", "done". With `label`
+    and a story-world run, the best feature for every planted concept is found and stored
+    in the file's metadata, so `steer --feature golden_gate_bridge` needs no search.
+    """
+    import time
+    from pathlib import Path
+
+    from llmcore.corpus import load_corpus
+    from llmcore.interpret.activations import check_hook, collect, resid_hook, windows
+    from llmcore.run import MODEL_FILE, SAE_FILE
+
+    t0 = time.perf_counter()
+    run = as_run(run_or_path)
+    model, n_ctx = run.model, run.model.cfg.n_ctx
+    base = (cfg or SAEConfig(d_model=model.cfg.d_model)).to_dict()
+    if layer is not None:
+        base["hook_name"] = resid_hook(model, layer)
+    cfg = SAEConfig.from_dict({**base, **overrides})
+    check_hook(model, cfg.hook_name)
+    if cfg.d_model != model.cfg.d_model or not cfg.hook_name.endswith(RESID_HOOKS):
+        raise UserError(f"an SAE reads a residual-stream hook ({', '.join(RESID_HOOKS)}) of width "
+                        f"d_model={model.cfg.d_model}; got {cfg.hook_name} with d_model={cfg.d_model}")
+
+    def emit(ev):
+        for cb in callbacks:
+            cb(ev)
+
+    # 1. Windows of the run's training text, a random sample of them: [n_windows, n_ctx].
+    corpus = run.provenance.get("corpus") or "storyworld"
+    emit(SAEEvent("collect", 0, cfg.steps, elapsed=time.perf_counter() - t0, info={"corpus": corpus, "hook": cfg.hook_name}))
+    all_windows = windows(run.tokenizer.encode(load_corpus(corpus, "train").text), n_ctx)
+    n_windows = min(len(all_windows), math.ceil(cfg.n_tokens / n_ctx))
+    pick = torch.randperm(len(all_windows), generator=torch.Generator().manual_seed(cfg.seed))[:n_windows]
+    acts = collect(model, all_windows[pick.sort().values], cfg.hook_name).flatten(0, 1)  # [n_tokens, d_model]
+    log.info("collected %d activations at %s in %.1fs", len(acts), cfg.hook_name, time.perf_counter() - t0)
+
+    # 2. Train, then 3. measure on held-out text (the validation split).
+    sae = train_sae(acts, cfg, callbacks=callbacks, start=t0)
+    del acts
+    emit(SAEEvent("eval", cfg.steps, cfg.steps, elapsed=time.perf_counter() - t0))
+    val = windows(run.tokenizer.encode(load_corpus(corpus, "val").text), n_ctx)[:256]
+    metrics = evaluate_sae(model, sae, val)
+    concepts = {}
+    if label and corpus == "storyworld":
+        from llmcore.interpret.features import label_features
+
+        concepts = {c: m.to_dict() for c, m in label_features(run, sae).items()}
+    metrics |= {"train_seconds": round(time.perf_counter() - t0, 1), "concepts": concepts}
+    path = Path(out) if out else run.path / SAE_FILE
+    save_sae(sae, path, metrics=metrics, model_sha256=file_sha256(run.path / MODEL_FILE))
+    emit(SAEEvent("done", cfg.steps, cfg.steps, elapsed=time.perf_counter() - t0, info=metrics))
+    return path
+
+
+def load_sae(run_or_path) -> SAE:
+    """The SAE saved in a run directory (`sae.safetensors`), checked against that run's model.
+
+    Its metrics (and the concept each planted concept's best feature) are in `sae.metrics`.
+    """
+    from llmcore.params import read_header
+    from llmcore.run import MODEL_FILE, SAE_FILE, Run, resolve_run
+
+    folder = run_or_path.path if isinstance(run_or_path, Run) else resolve_run(run_or_path)
+    path = folder / SAE_FILE
+    if not path.is_file():
+        raise UserError(f"{folder}: the run has no {SAE_FILE} yet; train one with `llmcore sae train {folder}`")
+    sae, meta = load_sae_file(path)
+    model_cfg = json.loads(read_header(folder / MODEL_FILE)[1].get("config") or "{}")
+    layer = sae.cfg.hook_name.split(".")[1] if sae.cfg.hook_name.startswith("blocks.") else "0"
+    if model_cfg.get("d_model") != sae.cfg.d_model or not layer.isdigit() or int(layer) >= model_cfg.get("n_layers", 0):
+        raise UserError(f"{path}: the SAE ({sae.cfg.hook_name}, d_model={sae.cfg.d_model}) does not fit this run's model")
+    if meta.get("model_sha256") and meta["model_sha256"] != file_sha256(folder / MODEL_FILE):
+        raise UserError(f"{path}: the SAE was trained on a different {MODEL_FILE}; retrain it with `llmcore sae train {folder}`")
+    sae.metrics = meta["metrics"]
+    return sae

@@ -1,0 +1,118 @@
+"""The `llmcore` command: help everywhere, JSON outputs, one-line errors on bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from llmcore.cli import main
+from llmcore.corpus import storyworld
+from llmcore.model import GPT, GPTConfig
+from llmcore.params import save_params
+from llmcore.tokenizer import CharTokenizer
+
+COMMANDS = ["corpus", "train", "generate", "inspect", "export-hf", "import-hf", "scale"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    tok = CharTokenizer.train(storyworld(seed=0, n_chars=3000).text)
+    model = GPT(GPTConfig(d_vocab=tok.vocab_size, n_ctx=32, d_model=32, n_layers=2, n_heads=2), seed=0)
+    out = tmp_path_factory.mktemp("run")
+    tok.save(out / "tokenizer.json")
+    save_params(model, out / "model.safetensors", dtype="fp16", tokenizer_kind="char")
+    return out
+
+
+def run_cli(*argv):
+    """Run in-process; returns (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(argv))
+        except SystemExit as e:  # argparse: --help (0) or a malformed command line (2)
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    code, out, _ = run_cli(command, "--help")
+    assert code == 0 and "usage: llmcore " + command in out
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "llmcore.cli", "--help"], capture_output=True, text=True, check=True).stdout
+    assert all(c in out for c in COMMANDS)
+
+
+def test_corpus_writes_text_and_prints_sizes(tmp_path):
+    code, out, _ = run_cli("corpus", "storyworld", "--split", "val", "--n-chars", "5000", "--out", str(tmp_path / "s.txt"), "--json")
+    stats = json.loads(out)
+    assert code == 0 and stats["bytes"] == (tmp_path / "s.txt").stat().st_size and stats["chars"] > 0
+
+
+def test_generate_json_steps(run_dir):
+    code, out, _ = run_cli("generate", str(run_dir), "--prompt", "Mia", "--max-new-tokens", "5", "--temperature", "0", "--json")
+    data = json.loads(out)
+    assert code == 0 and len(data["steps"]) == 5
+    assert all(0 <= s["prob"] <= 1 and s["alternatives"] for s in data["steps"])
+
+
+def test_inspect_identity(run_dir):
+    code, out, _ = run_cli("inspect", str(run_dir), "--json")
+    info = json.loads(out)
+    assert code == 0 and info["identity_holds"] and info["dtype"] == "fp16"
+    assert info["data_bytes"] == 2 * info["n_params"]
+
+
+def test_scale_json_reproduces_the_140_gb_file():
+    code, out, _ = run_cli("scale", "--preset", "llama-2-70b", "--params", "70e9", "--json")
+    est = json.loads(out)
+    assert code == 0 and json.dumps(est)  # JSON all the way down
+    code, out, _ = run_cli("scale", "--check", "--json")
+    assert code == 0 and json.loads(out)
+
+
+@pytest.mark.parametrize("argv", [
+    ["generate", "no-such-run"],
+    ["generate", "RUN", "--temperature", "-1"],
+    ["generate", "RUN", "--top-p", "0"],
+    ["generate", "RUN", "--max-new-tokens", "1000000000"],
+    ["inspect", "/etc/passwd"],
+    ["corpus", "/no/such/file.txt"],
+    ["scale", "--preset", "gpt-9"],
+    ["scale", "--gpus", "-5"],
+    ["train", "--out", "OUT", "--steps", "0"],
+    ["import-hf", "/tmp", "OUT"],
+])
+def test_bad_input_is_one_line_and_exit_2(argv, run_dir, tmp_path):
+    argv = [str(run_dir) if a == "RUN" else str(tmp_path / "o") if a == "OUT" else a for a in argv]
+    code, out, err = run_cli(*argv)
+    assert code == 2
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_malformed_command_lines_exit_2():
+    for argv in ([], ["fly"], ["generate"], ["generate", "x", "--temperature", "hot"]):
+        code, _, err = run_cli(*argv)
+        assert code == 2 and "Traceback" not in err
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prompt=st.text(max_size=60), temperature=st.floats(allow_nan=True, allow_infinity=True, width=32),
+       top_k=st.integers(-5, 50), top_p=st.floats(-1, 2), n=st.integers(-3, 6))
+def test_generate_fuzz_never_crashes(run_dir, prompt, temperature, top_k, top_p, n):
+    torch.set_num_threads(1)
+    code, out, err = run_cli("generate", str(run_dir), "--prompt", prompt, "--temperature", repr(temperature),
+                             "--top-k", str(top_k), "--top-p", repr(top_p), "--max-new-tokens", str(n), "--json")
+    assert code in (0, 2) and "Traceback" not in err
+    if code == 0:
+        assert len(json.loads(out)["steps"]) == n
