@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -102,8 +102,9 @@ def distribution(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
         probs[logits.argmax()] = 1.0  # greedy: all the mass on the most likely token
         return probs
     # Shift the largest logit to 0 first: the softmax is the same, and a tiny temperature
-    # then sends the others to -inf instead of overflowing to inf - inf = NaN.
-    logits = (logits - logits.max()) / s.temperature
+    # then sends the others to -inf instead of overflowing to inf - inf = NaN. (Below 1e-30
+    # every temperature is greedy anyway, and a float32 cannot hold 1e-320: it would be 0.)
+    logits = (logits - logits.max()) / max(s.temperature, 1e-30)
     if s.top_k and s.top_k < logits.numel():  # drop everything below the k-th largest logit
         kth = torch.topk(logits, s.top_k).values[-1]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -111,6 +112,7 @@ def distribution(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
     if s.top_p < 1.0:  # keep the smallest head of the sorted distribution reaching top_p
         sorted_p, order = probs.sort(descending=True)
         outside = sorted_p.cumsum(0) - sorted_p >= s.top_p  # mass before this token already enough
+        outside[0] = False  # the most likely token always stays (even if top_p rounds to 0 in float32)
         sorted_p[outside] = 0.0
         probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
         probs /= probs.sum()
@@ -202,6 +204,8 @@ def generate(model, tokenizer, prompt: str, sampling: Sampling | None = None, **
 @torch.no_grad()
 def next_token_probs(model, tokenizer, prompt: str, k: int = 10) -> list[tuple[str, float]]:
     """The model's top-k guesses for the token after `prompt` (for "guess the next token")."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise UserError(f"k must be a positive whole number, got {k!r}")
     ids, _ = encode_prompt(tokenizer, prompt, model.cfg.n_ctx)
     with model_lock(model):
         logits = model(torch.tensor([ids], device=next(model.parameters()).device))[0, -1]

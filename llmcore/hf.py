@@ -110,9 +110,16 @@ def import_hf(folder, out_dir) -> Path:
         raise UserError(f"{cfg_path}: model_type is {c.get('model_type') if isinstance(c, dict) else None!r}; only gpt2 is supported")
     if c.get("activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
         raise UserError(f"{cfg_path}: activation {c['activation_function']!r} is not GPT-2's gelu_new")
-    cfg = GPTConfig(d_vocab=c["vocab_size"], n_ctx=c.get("n_positions", c.get("n_ctx", 1024)), d_model=c["n_embd"],
-                    n_layers=c["n_layer"], n_heads=c["n_head"], d_mlp=c.get("n_inner") or 0,
-                    ln_eps=c.get("layer_norm_epsilon", 1e-5))
+    # Variants whose maths differs from GPT-2's (and from ours) would import with wrong logits.
+    if c.get("tie_word_embeddings", True) is not True or c.get("scale_attn_weights", True) is not True \
+            or c.get("scale_attn_by_inverse_layer_idx", False) is not False:
+        raise UserError(f"{cfg_path}: untied embeddings or non-standard attention scaling; only plain GPT-2 imports")
+    try:
+        cfg = GPTConfig(d_vocab=c["vocab_size"], n_ctx=c.get("n_positions", c.get("n_ctx", 1024)), d_model=c["n_embd"],
+                        n_layers=c["n_layer"], n_heads=c["n_head"], d_mlp=c.get("n_inner") or 0,
+                        ln_eps=c.get("layer_norm_epsilon", 1e-5))
+    except KeyError as e:
+        raise UserError(f"{cfg_path}: missing {e.args[0]!r}; not a complete GPT-2 config") from None
     read_header(weights)
     try:
         hf = load_file(str(weights))
@@ -128,6 +135,8 @@ def import_hf(folder, out_dir) -> Path:
     for k, v in want.items():
         if hf[k].shape != v.shape:
             raise UserError(f"{weights}: {k} has shape {tuple(hf[k].shape)}, config needs {tuple(v.shape)}")
+    if "lm_head.weight" in hf and not torch.equal(hf["lm_head.weight"], hf["transformer.wte.weight"]):
+        raise UserError(f"{weights}: lm_head differs from the token embedding; llmcore ties them, as GPT-2 does")
     # walk the same mapping backwards
     state = {}
     state["W_E"], state["W_pos"] = hf["transformer.wte.weight"], hf["transformer.wpe.weight"]
@@ -142,6 +151,8 @@ def import_hf(folder, out_dir) -> Path:
     model.load_state_dict({k: v.float().contiguous() for k, v in state.items()})
 
     tok = load_hf(folder)
+    if tok.vocab_size != cfg.d_vocab:
+        raise UserError(f"{folder}: the tokenizer has {tok.vocab_size} tokens but the model {cfg.d_vocab}; they must match")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tok.save(out / TOKENIZER_FILE)

@@ -32,13 +32,13 @@ import math
 import threading
 import weakref
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformer_lens.HookedRootModule import HookedRootModule
 from transformer_lens.hook_points import HookPoint
+from transformer_lens.HookedRootModule import HookedRootModule
 
 from llmcore.errors import UserError
 
@@ -104,7 +104,7 @@ class GPTConfig:
 # Named shapes, from a toy you can read in full to GPT-2 small. d_vocab is filled in
 # from the tokenizer when a model is built (GPT-2 small's is its own 50,257).
 PRESETS: dict[str, dict] = {
-    "nano": dict(d_model=32, n_layers=2, n_heads=2, n_ctx=64),  # ~0.1M with a 1k vocabulary
+    "nano": dict(d_model=32, n_layers=2, n_heads=2, n_ctx=64),  # ~0.06M with a 1k vocabulary
     "micro": dict(d_model=64, n_layers=4, n_heads=4, n_ctx=128),  # ~0.3M
     "storyworld": dict(d_model=128, n_layers=4, n_heads=4, n_ctx=128),  # ~0.9M, the shipped run
     "small-10m": dict(d_model=384, n_layers=6, n_heads=6, n_ctx=256),  # ~11M
@@ -349,6 +349,8 @@ class GPT(HookedRootModule):
         pos_embed = self.W_pos[positions].expand(B, T, self.cfg.d_model)  # [B, T, d_model], as documented
         x = self.hook_embed(self.W_E[tokens]) + self.hook_pos_embed(pos_embed)
         x = F.dropout(x, self.cfg.dropout, self.training)  # [B, T, d_model]
+        if cache is not None and stop_at_layer is not None:
+            raise UserError("stop_at_layer cannot be used with a KV cache (the later layers would miss this step)")
         for block in self.blocks[:stop_at_layer]:
             x = block(x, cache)
         if cache is not None:

@@ -53,7 +53,7 @@ def read_jsonl(path: Path, limit: int = 1_000_000) -> list[dict]:
     if not path.is_file():
         return []
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:  # a torn line may end mid-character
         for i, line in enumerate(f):
             if i >= limit:
                 break

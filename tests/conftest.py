@@ -1,8 +1,9 @@
 """Shared fixtures: a seed for every test, and tiny run directories built in-process.
 
-Nothing here downloads or trains: a run directory is a randomly initialised tiny GPT
-saved with `llmcore.params.save_params` beside a tokenizer trained on a few storyworld
-sentences. Tests that need a model which has learned something train one themselves.
+Nothing here downloads: a run directory is a randomly initialised tiny GPT saved with
+`llmcore.params.save_params` beside a tokenizer trained on a few storyworld sentences.
+Only `trained_run` trains (30 steps of the nano preset, a few seconds), for the tests
+that need a model which has learned something and a run with real records.
 """
 
 import random
@@ -58,3 +59,15 @@ def tiny_bpe_run(tmp_path_factory, story_text):
     from llmcore.tokenizer import BPETokenizer
 
     return make_run(tmp_path_factory.mktemp("runs") / "tiny-bpe", BPETokenizer.train(story_text, vocab_size=300), seed=1)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """Path of a run that really trained: 30 steps of the nano preset on 20k characters (~5 s)."""
+    from llmcore.train import TrainConfig, train
+
+    cfg = TrainConfig(
+        corpus="storyworld", n_chars=20_000, tokenizer="char", preset="nano", steps=30, batch_size=8, warmup=5,
+        eval_every=10, eval_batches=1, sample_every=30, checkpoint_every=0, device="cpu", seed=0,
+    )
+    return train(cfg, tmp_path_factory.mktemp("runs") / "trained")

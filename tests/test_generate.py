@@ -76,7 +76,10 @@ def test_same_seed_same_text_and_different_seeds_differ(run):
     assert len(fresh) > 1  # seed=None draws a new seed each time
 
 
-@pytest.mark.parametrize("knob", [dict(top_k=1), dict(top_p=1e-6), dict(top_k=1, top_p=0.5), dict(temperature=1e-30)])
+@pytest.mark.parametrize(
+    "knob",
+    [dict(top_k=1), dict(top_p=1e-6), dict(top_k=1, top_p=0.5), dict(temperature=1e-30), dict(temperature=1e-320), dict(top_p=5e-324)],
+)
 def test_knobs_that_leave_one_token_equal_greedy(run, knob):
     greedy = token_ids(run, "The fox", GREEDY)
     for seed in (0, 1, 2):
@@ -107,7 +110,8 @@ def test_distribution_examples():
     kept = distribution(logits, Sampling(temperature=1, top_p=0.7))
     assert torch.allclose(kept[:2], p[:2] / p[:2].sum()) and (kept[2:] == 0).all()
     assert (distribution(logits, Sampling(temperature=1, top_p=0.5)) == torch.tensor([1.0, 0, 0, 0])).all()
-    assert torch.isfinite(distribution(logits * 1e30, Sampling(temperature=1e-30))).all()
+    for tiny in (dict(temperature=1e-30), dict(temperature=5e-324), dict(top_p=5e-324), dict(top_p=1e-320, temperature=1e-320)):
+        assert distribution(logits * 1e30, Sampling(**tiny)).tolist() == [1.0, 0.0, 0.0, 0.0], tiny
 
 
 @FUZZ
@@ -288,9 +292,9 @@ ANY = st.one_of(
 
 @FUZZ
 @given(
-    temperature=st.one_of(ANY, st.floats(0, 1e-30)),
+    temperature=st.one_of(ANY, st.floats(0, 1e-30)),  # subnormal temperatures and top_p included
     top_k=ANY,
-    top_p=ANY,
+    top_p=st.one_of(ANY, st.floats(0, 1e-30)),
     max_new_tokens=ANY,
     seed=ANY,
     stop=ANY,

@@ -431,7 +431,7 @@ def test_bad_config_in_the_header_is_refused(small_file, tmp_path, config):
 def test_non_string_metadata_is_refused(small_file, tmp_path):
     for key, value in [("config", SMALL), ("format_version", [1]), ("provenance", {"a": 1}), ("provenance", "{")]:
 
-        def set_value(header, meta):
+        def set_value(header, meta, key=key, value=value):
             meta[key] = value
 
         refuses(rewrite(small_file, tmp_path / "m", set_value))
