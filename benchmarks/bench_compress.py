@@ -13,22 +13,21 @@ writes benchmarks/results/compress.json with the machine it ran on.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llmcore.compress import compare_compressors, decompress
-from llmcore.corpus import load_corpus
-from llmcore.errors import UserError
-from llmcore.run import load_run
+from benchmarks.common import RESULTS as RESULTS_DIR  # noqa: E402
+from benchmarks.common import machine_info  # noqa: E402
+from llmcore.compress import compare_compressors, compress, decompress  # noqa: E402
+from llmcore.corpus import load_corpus  # noqa: E402
+from llmcore.errors import UserError  # noqa: E402
+from llmcore.run import load_run  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "compress.json"
+RESULTS = RESULTS_DIR / "compress.json"
 
 
 def held_out_text(n_chars: int) -> str:
@@ -37,18 +36,6 @@ def held_out_text(n_chars: int) -> str:
     if len(text) <= n_chars:
         return text
     return text[: text.rfind("\n", 0, n_chars) + 1 or n_chars]
-
-
-def machine() -> dict:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads_used": 1,  # llmcore.compress runs the model on one thread
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 def table(r: dict) -> str:
@@ -102,8 +89,6 @@ def main(argv=None) -> int:
     print(file=sys.stderr)
 
     # Decompress the model's file and check it is the text, byte for byte.
-    from llmcore.compress import compress
-
     t0 = time.perf_counter()
     blob = compress(run, text.encode("utf-8"))
     compress_s = time.perf_counter() - t0
@@ -132,7 +117,7 @@ def main(argv=None) -> int:
         "best_classical": {"method": best, "bytes": rivals[best]},
         "model_beats_every_classical": all(model < b for b in rivals.values()),
         "model_vs_best_classical": round(model / rivals[best], 4),
-        "machine": machine(),
+        "machine": machine_info() | {"torch_threads_compress": 1},  # llmcore.compress runs on one thread
     }
     print(table(r))
     print(

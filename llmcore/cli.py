@@ -154,6 +154,76 @@ def cmd_scale(a):
     _emit(est, a.json, scale.format_estimate(est))
 
 
+# --- the model as a compressor --------------------------------------------------------
+
+
+def _read_file(path) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _token_bar(quiet: bool):
+    """A progress(done, total) callback drawing a tqdm bar, and a function to close it."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def progress(done, total):
+        nonlocal bar
+        bar = bar or tqdm(total=total, unit="token", disable=quiet)
+        bar.update(done - bar.n)
+
+    return progress, lambda: bar and bar.close()
+
+
+def _code(a, fn, verb):
+    from llmcore.params import atomic_write
+    from llmcore.run import load_run
+
+    run, data = load_run(a.run), _read_file(a.input)
+    progress, close = _token_bar(a.quiet)
+    out = fn(run, data, progress=progress)
+    close()
+    atomic_write(Path(a.output), lambda tmp: tmp.write_bytes(out))
+    print(f"{verb} {a.input} ({len(data):,} bytes) -> {a.output} ({len(out):,} bytes)")
+
+
+def cmd_compress(a):
+    from llmcore.compress import compress
+
+    _code(a, compress, "compressed")
+
+
+def cmd_decompress(a):
+    from llmcore.compress import decompress
+
+    _code(a, decompress, "decompressed (checksum verified)")
+
+
+def cmd_compare_compressors(a):
+    from llmcore.compress import compare_compressors
+    from llmcore.corpus import load_corpus
+    from llmcore.run import load_run
+
+    run = load_run(a.run)
+    try:
+        text = _read_file(a.text).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{a.text} is not UTF-8 text (byte offset {e.start})") from None
+    train = load_corpus(a.train, "train").text if a.train else None
+    progress, close = _token_bar(a.quiet or a.json)
+    r = compare_compressors(run, text, train_text=train, progress=progress)
+    close()
+    rows = [f"{'method':<24}{'bytes':>12}{'bits/byte':>11}{'given train':>13}{'bits/byte':>11}"]
+    for name, m in r["methods"].items():
+        g = m.get("given_train_bytes")
+        rows.append(f"{name:<24}{m['bytes']:>12,}{m['bits_per_byte']:>11.3f}"
+                    + (f"{g:>13,}{m['given_train_bits_per_byte']:>11.3f}" if g is not None else ""))
+    _emit(r, a.json, "\n".join(rows))
+
+
 # --- the parser ---------------------------------------------------------------------
 
 
@@ -225,6 +295,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dtype", default="bf16", help="fp32, bf16, fp16, int8 or int4")
     s.add_argument("--check", action="store_true", help="check the explainer's Llama 2 70B claims")
     s.add_argument("--json", action="store_true", help="print JSON")
+    for name, fn, what in (("compress", cmd_compress, "compress a UTF-8 text file with a model (arithmetic coding)"),
+                           ("decompress", cmd_decompress, "decompress a file made by `llmcore compress`, with the same run")):
+        z = command(name, fn, what)
+        z.add_argument("run", help="a run directory or a shipped run name (the same for both directions)")
+        z.add_argument("input", help="the file to read")
+        z.add_argument("output", help="the file to write")
+        z.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    k = command("compare-compressors", cmd_compare_compressors, "the model's compressed size against gzip, bz2 and xz")
+    k.add_argument("run", help="a run directory or a shipped run name")
+    k.add_argument("text", help="a UTF-8 text file (held-out text: `llmcore corpus storyworld --split val --out val.txt`)")
+    k.add_argument("--train", help="also compare given the training text: a corpus name or file (e.g. storyworld)")
+    k.add_argument("--quiet", action="store_true", help="no progress bar")
+    k.add_argument("--json", action="store_true", help="print JSON")
     return p
 
 

@@ -15,7 +15,8 @@ from llmcore.model import GPT, GPTConfig
 from llmcore.params import save_params
 from llmcore.tokenizer import CharTokenizer
 
-COMMANDS = ["corpus", "train", "generate", "inspect", "export-hf", "import-hf", "scale"]
+COMMANDS = ["corpus", "train", "generate", "inspect", "export-hf", "import-hf", "scale", "compress", "decompress",
+            "compare-compressors"]
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +117,16 @@ def test_generate_fuzz_never_crashes(run_dir, prompt, temperature, top_k, top_p,
     assert code in (0, 2) and "Traceback" not in err
     if code == 0:
         assert len(json.loads(out)["steps"]) == n
+
+
+def test_compress_round_trip_and_bad_files(run_dir, tmp_path):
+    src = tmp_path / "in.txt"
+    src.write_text("Mia went to the park. Ünïcödé the model never saw: 🌉\n")
+    assert run_cli("compress", str(run_dir), str(src), str(tmp_path / "c"), "--quiet")[0] == 0
+    assert run_cli("decompress", str(run_dir), str(tmp_path / "c"), str(tmp_path / "back"), "--quiet")[0] == 0
+    assert (tmp_path / "back").read_bytes() == src.read_bytes()
+    for bad in (src, tmp_path / "missing"):
+        code, _, err = run_cli("decompress", str(run_dir), str(bad), str(tmp_path / "x"), "--quiet")
+        assert code == 2 and len(err.strip().splitlines()) == 1
+    code, out, _ = run_cli("compare-compressors", str(run_dir), str(src), "--json")
+    assert code == 0 and "gzip -9" in json.loads(out)["methods"]

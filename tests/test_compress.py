@@ -28,6 +28,7 @@ from llmcore.compress import (
 from llmcore.errors import UserError
 
 FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ_FILES = settings(FUZZ, max_examples=15)  # each example decodes a whole file
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +173,7 @@ def _fails_cleanly(run, corrupt: bytes, original: bytes):
     assert out == original
 
 
-@FUZZ
+@FUZZ_FILES
 @given(data=st.data())
 def test_truncated_and_bit_flipped_files_fail_cleanly(bpe_run, sample, blob, data):
     cut = data.draw(st.integers(0, len(blob) - 1))
