@@ -20,6 +20,11 @@ the run is retrained. Worked solutions live in notebooks/solutions/.
 `smoke()` is the switch the notebook tests flip (env LLMCORE_SMOKE=1, as Pyro's
 `smoke_test`): heavy cells train fewer steps on less text, the story stays the same.
 `pick(full=..., smoke=...)` chooses between the two sizes.
+
+Two pieces of notebook-only glue live here too, because a notebook defines no code:
+`ProgressBar`, a training callback that draws a tqdm.auto bar (the CLI draws its own,
+the dashboard an st.progress), and `sampling_explorer`, the ipywidgets sliders for
+temperature, top-k and top-p (the dashboard has Streamlit sliders).
 """
 
 from __future__ import annotations
@@ -99,7 +104,7 @@ def _run():
 
 @functools.lru_cache(maxsize=1)
 def _sae():
-    from llmcore.interpret.sae_run import load_sae
+    from llmcore.interpret.sae import load_sae
 
     return load_sae(_run())
 
@@ -116,7 +121,6 @@ def _params_info() -> dict:
 
 BRIDGE_SENTENCE = "The fog rolled over the Golden Gate Bridge."
 LENS_PROMPT = "Once upon a"
-READING = {"words_per_minute": 250, "hours_per_day": 8, "bytes_per_word": 6}  # 5 letters and a space
 
 
 def _bridge_tokens() -> int:
@@ -124,8 +128,9 @@ def _bridge_tokens() -> int:
 
 
 def _years_to_read_10tb() -> float:
-    words = 10e12 / READING["bytes_per_word"]
-    return words / READING["words_per_minute"] / 60 / READING["hours_per_day"] / 365
+    from llmcore import scale
+
+    return scale.reading_equivalents(10e12)["reading_years"]
 
 
 def _val_bytes_per_token() -> float:
@@ -206,10 +211,10 @@ EXERCISES: dict[str, Exercise] = {
                   (lambda e: len(BRIDGE_SENTENCE.split()), "that is the number of words; BPE cuts differently.")],
     ),
     "01.2": Exercise(
-        "Reading at 250 words a minute, 8 hours a day, with about 6 bytes per word (5 letters and "
-        "a space), how many years would one person need to read 10 TB of text?",
+        "Reading 250 words a minute, 8 hours a day, every day, with about 6 bytes per word, how "
+        "many years would one person need to read Llama 2's 10 TB of text?",
         "10e12 bytes / 6 bytes per word gives words; then divide by words per minute, minutes per "
-        "hour, hours per day and days per year.",
+        "hour, hours per day and days per year (`llmcore.scale.reading_equivalents` does it too).",
         _years_to_read_10tb, rel_tol=0.05,
         mistakes=[(lambda e: e * 8 / 24, "you read 24 hours a day; the question says 8.")],
     ),
@@ -329,6 +334,14 @@ def _breakdown() -> dict:
 # ---------------------------------------------------------------------------
 
 
+def _show(value) -> str:
+    """An answer as the learner would write it: 652,206 / 5.97333 / ' time'."""
+    x = None if isinstance(value, str) else _as_number(value)  # ints, floats, numpy and torch scalars
+    if x is None or not math.isfinite(x):
+        return repr(value)
+    return f"{int(x):,}" if x.is_integer() and abs(x) < 1e15 else format(x, ",.6g")
+
+
 def _norm_text(value) -> str:
     """' Time' -> 'time', '"mlp"' -> 'mlp': case, outer spaces and quotes do not count."""
     return str(value).strip().strip("'\"`").strip().lower().replace("_", " ")
@@ -374,16 +387,81 @@ def check(exercise: str, answer) -> Feedback:
         return Feedback(exercise, None, f"Exercise {exercise}: {ex.question} Hint: {ex.hint}")
     want = ex.expected()
     if _matches(ex, answer, want):
-        return Feedback(exercise, True, f"{answer!r} is correct.")
+        return Feedback(exercise, True, f"{_show(answer)} is correct.")
     if ex.kind == "number" and _as_number(answer) is None:
-        return Feedback(exercise, False, f"{answer!r} is not a number; give a number (e.g. 1234 or 1.5e9).")
+        return Feedback(exercise, False, f"{_show(answer)} is not a number; give a number (e.g. 1234 or 1.5e9).")
     for wrong, why in ex.mistakes:
         if _matches(ex, answer, wrong(want)):
-            return Feedback(exercise, False, f"{answer!r}: {why}")
+            return Feedback(exercise, False, f"{_show(answer)}: {why}")
     if ex.kind == "number":
         x, w = _as_number(answer), float(want)
         direction = "too big" if x > w else "too small"
         if w and x and (x / w >= 2 or w / x >= 2):
             direction += f", by a factor of about {max(x / w, w / x):.3g}"
-        return Feedback(exercise, False, f"{answer!r} is {direction}. Hint: {ex.hint}")
-    return Feedback(exercise, False, f"{answer!r} is not it. Hint: {ex.hint}")
+        return Feedback(exercise, False, f"{_show(answer)} is {direction}. Hint: {ex.hint}")
+    return Feedback(exercise, False, f"{_show(answer)} is not it. Hint: {ex.hint}")
+
+
+# ---------------------------------------------------------------------------
+# Notebook glue: a progress bar for training, sliders for sampling
+# ---------------------------------------------------------------------------
+
+
+class ProgressBar:
+    """A callback for `llmcore.train.train` that draws a tqdm.auto bar in a notebook.
+
+    The bar shows the step, loss, tokens/s and (when measured) validation bits per byte;
+    with `samples=True`, each timeline sample ("Once upon a time" -> ...) is written
+    under it as training goes, so the noise turning into sentences is seen live.
+    """
+
+    def __init__(self, *, samples: bool = True, prompt: str | None = None):
+        self.samples, self.prompt, self.bar = samples, prompt, None
+
+    def __call__(self, ev) -> None:
+        from tqdm.auto import tqdm
+
+        if ev.kind == "start":
+            self.bar = tqdm(total=ev.steps, initial=ev.step, unit="step",
+                            desc=f"training {ev.info.get('n_params', 0):,} parameters")
+        elif self.bar is None:
+            return
+        elif ev.kind == "step":
+            self.bar.update(ev.step - self.bar.n)
+            post = {"loss": f"{ev.loss:.3f}"}
+            if ev.val_bpb is not None:
+                post["val bits/byte"] = f"{ev.val_bpb:.3f}"
+            self.bar.set_postfix(post, refresh=False)
+        elif ev.kind == "sample" and self.samples and ev.samples:
+            prompt = self.prompt if self.prompt in ev.samples else next(iter(ev.samples))
+            self.bar.write(f"step {ev.step:>5}: {prompt!r} -> {ev.samples[prompt][:70]!r}")
+        elif ev.kind == "done":
+            self.bar.close()
+
+
+def sampling_explorer(model, tokenizer, prompt: str, *, k: int = 12):
+    """Sliders for temperature, top-k and top-p over the next-token distribution after `prompt`.
+
+    An `ipywidgets.interactive`: moving a slider redraws `llmcore.viz.sampling_figure`
+    (the model's probabilities beside those actually sampled from). Display it as a
+    cell's last line. Without a widget front-end (nbconvert, GitHub) it shows nothing,
+    so notebooks draw a static figure for fixed settings beside it.
+    """
+    import ipywidgets as widgets
+
+    from llmcore.generate import Sampling
+    from llmcore.viz.inference import sampling_data, sampling_figure
+
+    def redraw(temperature=1.0, top_k=0, top_p=1.0):
+        s = Sampling(temperature=temperature, top_k=top_k, top_p=top_p)
+        before, after, labels = sampling_data(model, tokenizer, prompt, s, k=k)
+        knobs = f"temperature {temperature:g}, top-k {top_k or 'off'}, top-p {top_p:g}"
+        return sampling_figure(before, after, labels, settings=knobs)
+
+    slider = {"continuous_update": False, "style": {"description_width": "initial"}}
+    return widgets.interactive(
+        redraw,
+        temperature=widgets.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.05, description="temperature", **slider),
+        top_k=widgets.IntSlider(value=0, min=0, max=k, description="top-k (0 = off)", **slider),
+        top_p=widgets.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top-p", **slider),
+    )

@@ -243,3 +243,26 @@ def describe_feature(run, sae, feature: int, enc: Encoded, *, n_contexts: int = 
             "contexts": top_contexts(enc, run.tokenizer, feature, n_contexts),
             "histogram": activation_histogram(enc, feature),
             "logits": logit_effects(run.model, run.tokenizer, sae, feature)}
+
+
+def report(run, sae, *, concept: str | None = None, feature: int | None = None, top: int = 8,
+           n_chars: int = 40_000) -> dict:
+    """What `llmcore features` prints: the concept table, and one feature up close if asked.
+
+    The table comes from the SAE file (found when it was trained). `concept` picks that
+    concept's best feature; `feature` picks one by index. Contexts come from the first
+    `n_chars` characters of the story world's validation text.
+    """
+    from llmcore.corpus import load_corpus
+    from llmcore.interpret.steer import resolve_feature
+
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 100:
+        raise UserError(f"top must be a whole number from 1 to 100, got {top!r}")
+    out = {"hook": sae.cfg.hook_name, "d_sae": sae.cfg.d_sae,
+           "metrics": {k: v for k, v in (getattr(sae, "metrics", None) or {}).items() if k != "concepts"},
+           "concepts": (getattr(sae, "metrics", None) or {}).get("concepts", {})}
+    if concept is not None or feature is not None:
+        f = resolve_feature(sae, concept if feature is None else feature)
+        enc = encode_text(run, sae, load_corpus("storyworld", "val", n_chars=n_chars).text)
+        out["feature"] = describe_feature(run, sae, f, enc, n_contexts=top)
+    return out

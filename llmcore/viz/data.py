@@ -62,7 +62,7 @@ def corpus_sizes_figure(corpora: dict, *, include_llama2: bool = True, projector
     ours = [n for name, n in rows if name != LLAMA2_LABEL]
     if include_llama2 and ours:
         ratio = f" Llama 2 read {LLAMA2_DATA_BYTES / max(ours):,.0f}x more than our largest."
-    fig.add_annotation(text=f"Assumptions: {assumptions}.{ratio}", xref="paper", yref="paper", x=0, y=-0.28,
+    fig.add_annotation(text=f"Assumptions: {assumptions}.<br>{ratio.strip()}", xref="paper", yref="paper", x=0, y=-0.28,
                        xanchor="left", yanchor="top", showarrow=False, font={"size": 11, "color": "#555"})
     fig.update_layout(height=160 + 60 * len(rows), margin={"b": 90})
     apply_theme(fig, title="How much text? Our corpora against Llama 2's", projector=projector)

@@ -135,11 +135,14 @@ def generation_figure(steps, prompt: str, *, projector: bool = False):
     from llmcore.viz.training import _animation
 
     _animation(fig, [str(i) for i in range(len(steps))], prefix="token ", redraw=True, duration=500)
-    fig.update_xaxes(title="probability", range=[0, 1.05], tickformat=".0%", row=2, col=1)
+    for i, step in enumerate(fig.layout.sliders[0].steps):  # show tokens counted from 1
+        step.label = str(i + 1)
+    top = max([p for s in steps for _, p in s.alternatives] + [s.prob for s in steps])
+    fig.update_xaxes(title="probability", range=[0, min(1.05, top * 1.3 + 0.02)], tickformat=".0%", row=2, col=1)
     fig.update_yaxes(autorange="reversed", tickfont={"family": MONO_FAMILY}, row=2, col=1)
-    fig.update_layout(height=360 + 28 * (n_alt + 1), showlegend=False)
+    fig.update_layout(height=420 + 28 * (n_alt + 1), showlegend=False)
     apply_theme(fig, title=title(0), projector=projector)
-    fig.update_layout(margin={"b": 110})
+    fig.update_layout(margin={"b": 140})
     return fig
 
 
@@ -188,7 +191,7 @@ def sampling_figure(probs_before, probs_after, labels, *, settings: str = "", pr
         go.Bar(x=names, y=after, name="after the knobs (what is sampled from)",
                marker_color=STAGE_COLOURS["inference"], hovertemplate="%{x}: %{y:.2%}<extra>sampled</extra>"),
     ])
-    fig.update_layout(barmode="group", legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"}, height=420)
+    fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.25}, height=440)
     fig.update_xaxes(tickfont={"family": MONO_FAMILY}, title="token")
     fig.update_yaxes(title="probability", tickformat=".0%", rangemode="tozero")
     return apply_theme(fig, title="How the knobs reshape the distribution" + (f": {settings}" if settings else ""),
@@ -219,5 +222,5 @@ def kv_cache_figure(rows: list[dict], *, projector: bool = False):
                                  hovertemplate="%{x} tokens: %{y:.3f} s<extra>" + name + "</extra>"))
     fig.update_xaxes(title="tokens generated", rangemode="tozero")
     fig.update_yaxes(title="seconds", rangemode="tozero")
-    fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"}, height=380)
+    fig.update_layout(legend={"orientation": "h", "y": -0.25}, height=400)
     return apply_theme(fig, title="What the KV cache saves", projector=projector)

@@ -61,7 +61,8 @@ def loss_figure(metrics: list[dict], *, projector: bool = False):
     fig.update_layout(
         xaxis={"title": "step"},
         yaxis={"title": "loss (nats per token)", "rangemode": "tozero"},
-        yaxis2={"title": "bits per byte", "overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False},
+        yaxis2={"title": "bits per byte", "overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False,
+                "tickmode": "auto", "nticks": 6, "tickformat": ".2f"},
         legend={"orientation": "h", "y": -0.25},
         height=380,
     )
@@ -75,13 +76,40 @@ def loss_figure(metrics: list[dict], *, projector: bool = False):
     return fig
 
 
-def _sample_html(prompt: str, text: str, width: int = 90) -> str:
-    """A prompt and its continuation for a table cell: escaped, newlines shown as ↵ and broken."""
-    def show(s):
-        s = html.escape(s, quote=False).replace("\t", "\u2192")
-        return s.replace("\n", "\u21b5<br>")
+def _wrap(s: str, width: int, first: int | None = None) -> list[str]:
+    """Lines of `s` at most `width` characters (the first at most `first`), broken after a space.
 
-    return f'<span style="color:#888">{show(prompt)}</span><b>{show(text)}</b>'
+    A plotly table cell does not wrap a long run of characters itself.
+    """
+    out, room = [], width if first is None else max(1, first)
+    for line in s.split("\n"):
+        while len(line) > room:
+            cut = line.rfind(" ", 0, room) + 1 or room  # after the last space, else mid-run
+            out.append(line[:cut])
+            line, room = line[cut:], width
+        out.append(line)
+        room = width
+    return out
+
+
+def _sample_html(prompt: str, text: str, width: int = 90) -> str:
+    """A prompt (grey) and its continuation (bold) for a table cell: escaped, lines wrapped.
+
+    Newlines show as ↵ and break the line; long lines break after a space (or every `width` characters).
+    """
+    def cell(s, start):  # `start`: the column the text begins at on its first line
+        out = []
+        for k, line in enumerate(s.split("\n")):
+            parts = _wrap(line, width, first=width - start if k == 0 else None)
+            out.append("<br>".join(html.escape(part, quote=False) for part in parts))
+        return "\u21b5<br>".join(out)
+
+    def visible(s):
+        return "".join(c if c.isprintable() or c == "\n" else ascii(c)[1:-1] for c in s)
+
+    prompt, text = visible(prompt), visible(text)
+    col = len(prompt.rsplit("\n", 1)[-1]) % width  # where the continuation starts on its line
+    return f'<span style="color:#888">{cell(prompt, 0)}</span><b>{cell(text, col)}</b>'
 
 
 def _check_timeline(timeline) -> list[dict]:
@@ -99,12 +127,12 @@ def _animation(fig, labels: list[str], *, prefix: str, redraw: bool, duration: i
                         "transition": {"duration": 0 if redraw else 300}}]
     args_pause = [[None], {"frame": {"duration": 0, "redraw": redraw}, "mode": "immediate"}]
     fig.update_layout(
-        updatemenus=[{"type": "buttons", "showactive": False, "x": 0, "y": -0.08, "xanchor": "left", "yanchor": "top",
-                      "direction": "left", "pad": {"r": 10, "t": 10},
+        updatemenus=[{"type": "buttons", "showactive": False, "x": 0, "y": 0, "xanchor": "left", "yanchor": "top",
+                      "direction": "left", "pad": {"t": 75},
                       "buttons": [{"label": "\u25b6 Play", "method": "animate", "args": args_play},
                                   {"label": "\u275a\u275a Pause", "method": "animate", "args": args_pause}]}],
-        sliders=[{"active": 0, "x": 0.17, "len": 0.83, "y": -0.04, "yanchor": "top",
-                  "currentvalue": {"prefix": prefix},
+        sliders=[{"active": 0, "x": 0.24, "len": 0.76, "y": 0, "yanchor": "top", "pad": {"t": 60},
+                  "currentvalue": {"prefix": prefix, "xanchor": "right"},
                   "steps": [{"label": lab, "method": "animate",
                              "args": [[lab], {"frame": {"duration": 0, "redraw": redraw}, "mode": "immediate",
                                               "transition": {"duration": 0}}]} for lab in labels]}],
@@ -139,9 +167,9 @@ def timeline_figure(timeline: list[dict], metrics: list[dict] | None = None, *, 
                    "font": {"family": MONO_FAMILY, "size": 13}},
         )
 
-    def loss_at(step):  # the last logged loss at or before `step`
+    def loss_at(step):  # the last logged loss at or before `step` (the first one before any)
         before = [v for s, v in loss_pts if s <= step]
-        return before[-1] if before else None
+        return before[-1] if before else loss_pts[0][1]
 
     if loss_pts:
         fig = make_subplots(rows=2, cols=1, row_heights=[0.62, 0.38], vertical_spacing=0.1,
@@ -170,9 +198,9 @@ def timeline_figure(timeline: list[dict], metrics: list[dict] | None = None, *, 
                                layout={"title": {"text": f"Watch it learn: step {r['step']:,}{sub}"}}))
     fig.frames = frames
     _animation(fig, [str(r["step"]) for r in rows], prefix="step ", redraw=True, duration=900)
-    fig.update_layout(height=560 if loss_pts else 330, showlegend=False)
+    fig.update_layout(height=620 if loss_pts else 420, showlegend=False)
     apply_theme(fig, title=f"Watch it learn: step {rows[0]['step']:,}", projector=projector)
-    fig.update_layout(margin={"b": 110})
+    fig.update_layout(margin={"b": 140})
     return fig
 
 
@@ -225,7 +253,7 @@ def embedding_figure(timeline: list[dict], *, projector: bool = False):
     _animation(fig, [str(r["step"]) for r in rows], prefix="step ", redraw=False, duration=800)
     fig.update_xaxes(range=[min(xs) - pad_x, max(xs) + pad_x], title="principal component 1", zeroline=False)
     fig.update_yaxes(range=[min(ys) - pad_y, max(ys) + pad_y], title="principal component 2", zeroline=False)
-    fig.update_layout(height=560, legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"})
+    fig.update_layout(height=600)
     apply_theme(fig, title=f"Token embeddings at step {rows[0]['step']:,}", projector=projector)
-    fig.update_layout(margin={"b": 110})
+    fig.update_layout(margin={"b": 140})
     return fig

@@ -1,0 +1,97 @@
+"""Inference: a prompt becomes text one token at a time, each drawn from a distribution."""
+
+import time
+
+import state
+import streamlit as st
+
+from llmcore.generate import Sampling, next_token_probs, steps
+from llmcore.viz.common import token_html
+from llmcore.viz.inference import generation_figure, next_token_figure, sampling_data, sampling_figure
+
+st.title("The inference engine")
+st.markdown("The model only ever answers one question: *which token comes next, with what probability?* "
+            "Generating is a loop: draw a token, append it, ask again.")
+run = state.current_run()
+P = state.projector()
+
+prompt = st.text_area("Prompt", "Once upon a time", max_chars=state.PROMPT_CHARS, height=80)
+c1, c2, c3, c4, c5 = st.columns(5)
+temperature = c1.slider("Temperature", 0.0, 2.0, 0.8, 0.05, help="0 = always the most likely token")
+top_k = c2.slider("Top-k", 0, 100, 0, help="Keep only the k most likely tokens (0 = all)")
+top_p = c3.slider("Top-p", 0.05, 1.0, 1.0, 0.05, help="Keep the most likely tokens up to this total probability")
+max_tokens = c4.slider("Max tokens", 1, 200, 60)
+seed = c5.number_input("Seed", 0, 1_000_000, 0, help="Same seed, same text")
+
+with state.guard():
+    sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_tokens, seed=int(seed))
+    if st.button("Generate", type="primary"):
+        text_box, bars_box = st.empty(), st.empty()
+        done = []
+        for step in steps(run.model, run.tokenizer, prompt, sampling):  # stream: one token at a time
+            done.append(step)
+            text_box.html(token_html([(prompt, -1)] + [(s.text, s.token_id) for s in done],
+                                     highlight=[0.0] + [s.prob for s in done], show_ids=False))
+            bars_box.plotly_chart(next_token_figure(step.alternatives, step.text, projector=P), theme=None,
+                                  key=f"stream_{len(done)}")
+            time.sleep(0.02)
+        text_box.empty()
+        bars_box.empty()
+        st.session_state["generated"] = (prompt, done)
+    if "generated" in st.session_state:
+        gen_prompt, done = st.session_state["generated"]
+        for notice in dict.fromkeys(s.notice for s in done if s.notice):
+            st.info(notice)
+        st.markdown("**The text** (shaded by the probability the model gave each token it drew):")
+        st.html(token_html([(gen_prompt, -1)] + [(s.text, s.token_id) for s in done],
+                           highlight=[0.0] + [s.prob for s in done], show_ids=False))
+        st.text(gen_prompt + "".join(s.text for s in done))
+        state.chart(generation_figure(done, gen_prompt, projector=P), key="generation")
+
+st.header("How the knobs reshape the distribution")
+with state.guard():
+    before, after, labels = sampling_data(run.model, run.tokenizer, prompt, sampling, k=15)
+    settings = f"temperature {temperature:g}, top-k {top_k or 'off'}, top-p {top_p:g}"
+    state.chart(sampling_figure(before, after, labels, settings=settings, projector=P), key="sampling")
+
+st.header("Guess the next token")
+st.markdown("A game for the class: read the text, guess the next token, then see what the model expected "
+            "and what really came next.")
+game = st.session_state.setdefault("game", {"round": 0, "you": 0, "model": 0, "played": 0, "revealed": -1})
+with state.guard():
+    context, actual = state.guess_round(run.tokenizer, state.tokenizer_key(run.tokenizer),
+                                        state.corpus_head("storyworld", 20_000), game["round"])
+    st.text("\u2026" + context)
+    guess = st.text_input("Your guess (a word, or part of one)", max_chars=40, key=f"guess_{game['round']}")
+    b1, b2, score = st.columns([1, 1, 3])
+    if b1.button("Reveal", type="primary") and game["revealed"] != game["round"]:
+        top = next_token_probs(run.model, run.tokenizer, context, k=10)
+        game["revealed"], game["played"] = game["round"], game["played"] + 1
+        game["you"] += int(bool(guess.strip()) and guess.strip().lower() == actual.strip().lower())
+        game["model"] += int(top[0][0] == actual)
+        game["top"] = top
+    if b2.button("Next round"):
+        game["round"] += 1
+        st.rerun()
+    score.metric("Score: you vs the model", f"{game['you']} : {game['model']}", help=f"{game['played']} rounds")
+    if game["revealed"] == game["round"]:
+        esc = state.md_escape
+        st.markdown(f"What really came next: **{esc(actual.strip() or repr(actual))}**; you guessed "
+                    f"**{esc(guess.strip()) or '(nothing)'}**; the model's first choice: "
+                    f"**{esc(game['top'][0][0].strip() or repr(game['top'][0][0]))}**.")
+        state.chart(next_token_figure(game["top"], actual, title="The model's guesses (orange: what came next)",
+                                      projector=P), key="guess")
+
+st.header("Why the engine keeps a KV cache")
+st.markdown("Without a cache, every new token re-reads the whole text so far through every layer; with one, "
+            "the keys and values of earlier tokens are kept and only the new token is computed.")
+with state.guard():
+    if st.button("Measure it on this machine"):
+        from llmcore.scale import measure_kv_cache
+
+        with st.spinner("Generating with and without the cache\u2026"):
+            st.session_state["kv_rows"] = measure_kv_cache(run.model, run.tokenizer, (16, 32, 64, 96))
+    if "kv_rows" in st.session_state:
+        from llmcore.viz.inference import kv_cache_figure
+
+        state.chart(kv_cache_figure(st.session_state["kv_rows"], projector=P), key="kv")

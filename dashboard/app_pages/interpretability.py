@@ -1,0 +1,106 @@
+"""Interpretability: where the model looks, what it would say after each layer, its features, steering."""
+
+import state
+import streamlit as st
+
+from llmcore.generate import Sampling
+from llmcore.interpret.lens import attention_patterns, logit_lens
+from llmcore.viz.interpret import (
+    attention_figure,
+    attention_heads_figure,
+    concepts_figure,
+    contexts_html,
+    feature_histogram_figure,
+    feature_logits_figure,
+    logit_lens_figure,
+)
+
+st.title("Interpretability: looking inside")
+st.markdown("The model is not a black box: every activation can be read. Attention shows where each token "
+            "looks; the logit lens what it would say if it stopped early; a sparse autoencoder splits its "
+            "thoughts into **features**, and clamping one steers what it writes.")
+run = state.current_run()
+sae = state.sae_for(run)
+P = state.projector()
+cfg = run.model.cfg
+
+text = st.text_area("Text to look inside", "Mia walked to the Golden Gate Bridge. The fog was thick, so she",
+                    max_chars=state.PROMPT_CHARS, height=80)
+attn_tab, lens_tab, feat_tab, steer_tab = st.tabs(["Attention", "Logit lens", "Features", "Steering"])
+
+with attn_tab, state.guard():
+    c1, c2, c3 = st.columns([1, 1, 2])
+    layer = c1.selectbox("Layer", range(cfg.n_layers), key="attn_layer")
+    head = c2.selectbox("Head", range(cfg.n_heads), key="attn_head")
+    every = c3.toggle("All heads of the layer", key="attn_all")
+    attn = attention_patterns(run.model, run.tokenizer, text)
+    fig = attention_heads_figure(attn, layer, projector=P) if every else attention_figure(attn, layer, head, projector=P)
+    state.chart(fig, key="attention")
+    st.caption("Row = the token reading; column = the token it reads. Rows sum to 1; nothing reads the future.")
+
+with lens_tab, state.guard():
+    state.chart(logit_lens_figure(logit_lens(run.model, run.tokenizer, text), projector=P), key="lens")
+    st.caption("Each row unembeds the residual stream after one more block: the guess sharpens layer by layer.")
+
+
+@st.cache_resource(max_entries=4, show_spinner="Running the model and the SAE over held-out text\u2026")
+def encoded(_run, _sae, key: str):
+    from llmcore.interpret.features import encode_text
+
+    return encode_text(_run, _sae, state.corpus_head("storyworld", 30_000))
+
+
+def pick_feature(label: str, key: str) -> int:
+    """A feature from a number or a planted concept's name ("golden_gate_bridge")."""
+    from llmcore.interpret.steer import resolve_feature
+
+    concepts = list((sae.metrics or {}).get("concepts", {}))
+    default = "golden_gate_bridge" if "golden_gate_bridge" in concepts else "0"
+    query = st.text_input(label, default, max_chars=40, key=key,
+                          help="A feature number, or one of the labelled concepts: " + (", ".join(concepts) or "none"))
+    return resolve_feature(sae, query.strip())
+
+
+if sae is None:
+    for tab in (feat_tab, steer_tab):
+        tab.info("This run has no sparse autoencoder (sae.safetensors) yet, so it has no features to browse "
+                 "or steer. Train one with `llmcore sae train <run>`.")
+else:
+    with feat_tab, state.guard():
+        from llmcore.interpret.features import describe_feature
+
+        concepts = (sae.metrics or {}).get("concepts", {})
+        if concepts:
+            state.chart(concepts_figure(concepts, projector=P), key="concepts")
+        feature = pick_feature("Find a feature: a number or a concept name", "feature_query")
+        d = describe_feature(run, sae, feature, encoded(run, sae, state.run_key(run)))
+        st.subheader(f"Feature {feature}" + (f": {d['label']}" if d["label"] else ""))
+        st.markdown("**Where it fires hardest** in held-out stories (orange = strongly on):")
+        st.html(contexts_html(d["contexts"]))
+        left, right = st.columns(2)
+        with left:
+            state.chart(feature_histogram_figure(d["histogram"], feature, projector=P), key="feature_hist")
+        with right:
+            state.chart(feature_logits_figure(d["logits"], feature, projector=P), key="feature_logits")
+
+    with steer_tab, state.guard():
+        from llmcore.interpret.steer import steer_side_by_side
+
+        st.markdown("Clamp one feature to a strength at every position while the model writes. "
+                    "Golden Gate Claude did this to a large model; here it is a toy story model.")
+        feature = pick_feature("Feature to clamp", "steer_query")
+        c1, c2, c3 = st.columns(3)
+        strength = c1.slider("Strength", 0.0, 100.0, 20.0, 1.0)
+        prompt = c2.text_input("Prompt", "Once upon a time", max_chars=state.PROMPT_CHARS)
+        seed = c3.number_input("Seed", 0, 1_000_000, 0, key="steer_seed")
+        if st.button("Generate with and without it", type="primary"):
+            plain, steered = steer_side_by_side(run, sae, feature, strength, prompt,
+                                                Sampling(max_new_tokens=60, seed=int(seed)))
+            st.session_state["steered"] = (feature, strength, prompt, plain, steered)
+        if "steered" in st.session_state:
+            f, s, p, plain, steered = st.session_state["steered"]
+            left, right = st.columns(2)
+            left.markdown("**Without steering**")
+            left.text(p + plain)
+            right.markdown(f"**Feature {f} clamped at {s:g}**")
+            right.text(p + steered)

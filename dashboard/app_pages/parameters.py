@@ -1,0 +1,57 @@
+"""Parameters: the one file a trained model is: its size, its raw bytes, its numbers."""
+
+import tempfile
+
+import state
+import streamlit as st
+
+from llmcore.params import compare_dtypes
+from llmcore.viz.params import dtype_figure, histogram_figure, raw_bytes_html, treemap_figure
+
+st.title("Parameters")
+st.markdown("Everything the model learned is a list of numbers in one file. "
+            "Its size is no mystery: **bytes = 8 + header + numbers \u00d7 bytes per number**.")
+run = state.current_run()
+P = state.projector()
+info = state.run_info(run)
+
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("parameters", f"{info['n_params']:,}")
+c2.metric("number format", str(info["dtype"]))
+c3.metric("bytes per parameter", f"{info['bytes_per_param']:.2f}")
+c4.metric("bytes on disk", f"{info['bytes_on_disk']:,}")
+st.markdown(f"The identity: `{info['identity']}` "
+            + ("\u2714 holds exactly." if info["identity_holds"] else "\u2718 does not hold!"))
+
+st.header("The raw bytes")
+n = st.slider("How many bytes to show", 64, 1024, 256, step=64)
+st.html(raw_bytes_html(run.params_file, n))
+first = info["first_values"]
+st.markdown(f"The first numbers of `{first['tensor']}`, as the model uses them:")
+st.code(", ".join(f"{v:+.5f}" for v in first["values"]), language=None)
+
+st.header("All the numbers at once")
+log_y = st.toggle("Log scale (shows the rare values far from zero)", value=True)
+state.chart(histogram_figure(info, log_y=log_y, projector=P), key="hist")
+
+st.header("Where they live")
+state.chart(treemap_figure(run.model.cfg, projector=P), key="tree")
+st.dataframe(info["tensors"], hide_index=True, height=240)
+
+
+@st.cache_data(max_entries=4, show_spinner="Saving the model four ways and measuring each\u2026")
+def dtype_rows(_run, key: str) -> list[dict]:
+    text = state.corpus_head("storyworld", 4000)
+    with tempfile.TemporaryDirectory(prefix="llmcore-dtypes-") as folder:
+        return compare_dtypes(_run, text, folder)
+
+
+st.header("Fewer bytes per number")
+st.markdown("The same model saved as 32-bit floats, 16-bit (bf16, fp16) and 8-bit integers: "
+            "how much smaller, and how much worse on held-out text?")
+if st.button("Compare fp32 / bf16 / fp16 / int8") or st.session_state.get("dtypes_shown"):
+    st.session_state["dtypes_shown"] = True
+    with state.guard():
+        rows = dtype_rows(run, state.run_key(run))
+        state.chart(dtype_figure(rows, projector=P), key="dtypes")
+        st.dataframe(rows, hide_index=True)

@@ -1,0 +1,69 @@
+"""Scale: from the toy to Llama-2-70B. The calculator, the explainer's numbers checked, measured speed."""
+
+import state
+import streamlit as st
+
+from llmcore.scale import ACCELERATORS, DEFAULT_GPUS, DEFAULT_MFU, DTYPE_BYTES, PRESETS, estimate, llama2_70b_check
+from llmcore.viz.scale import calculator_figure, ladder_figure
+
+st.title("Scale: from our toy to Llama-2-70B")
+st.markdown("Same recipe, bigger numbers. Each figure here is a few lines of arithmetic: "
+            "file size = parameters \u00d7 bytes; training FLOPs = 6 \u00d7 parameters \u00d7 tokens; "
+            "GPU-hours = FLOPs / (peak speed \u00d7 utilisation).")
+P = state.projector()
+
+st.header("The calculator")
+names = list(PRESETS)
+c1, c2, c3 = st.columns(3)
+preset = c1.selectbox("Model", names, index=names.index("llama-2-70b"))
+accel = c2.selectbox("Accelerator", list(ACCELERATORS))
+dtype = c3.selectbox("Number format", list(DTYPE_BYTES), index=list(DTYPE_BYTES).index("bf16"))
+c4, c5, c6 = st.columns(3)
+gpus = c4.slider("GPUs", 8, 20_000, DEFAULT_GPUS, step=8)
+mfu = c5.slider("Utilisation (MFU)", 0.05, 0.8, DEFAULT_MFU, 0.01, help="Fraction of peak FLOP/s really used")
+price = c6.slider("Price per GPU-hour ($)", 0.5, 6.0, float(ACCELERATORS[accel].price_per_hour), 0.05)
+with state.guard():
+    est = estimate(preset, gpus=gpus, mfu=mfu, price=price, accelerator=accel, dtype=dtype)
+    fig = calculator_figure(est)
+    fig.update_traces(number_font_size=40 if P else 26)  # eight big numbers side by side must not overlap
+    state.chart(fig, key="calculator")
+    with st.expander("Inputs, their sources, and every result"):
+        st.dataframe([{"quantity": k, "value": f"{q['value']:,.4g}" if isinstance(q["value"], (int, float)) else str(q["value"]),
+                       "unit": q["unit"], "basis": q.get("basis", "")}
+                      for k, q in {**est["inputs"], **est["results"]}.items()], hide_index=True)
+        for key, source in est["sources"].items():
+            st.caption(f"**{key}**: {source}")
+
+st.header("The explainer's numbers, reproduced")
+check = llama2_70b_check()
+st.dataframe([{"claim": c["claim"], "computed": f"{c['computed']:,.4g}", "reported": f"{c['reported']:,.4g}",
+               "unit": c["unit"], "off by": f"{c['rel_error']:.1%}", "ok": "\u2714" if c["ok"] else "\u2718",
+               "how": c["how"]} for c in check["claims"]], hide_index=True)
+imp = check["implied"]
+st.caption(f"Implied by the paper: MFU {imp['mfu']:.3f}, ${imp['price_per_gpu_hour']:.2f} per GPU-hour, "
+           f"{imp['bytes_per_token']:.1f} bytes per token.")
+
+st.header("Measured: speed against size")
+with state.guard():
+    ladder = state.benchmark_result("ladder")
+    if ladder is None:
+        st.info("No measurements on this machine yet. Run `.venv/bin/python benchmarks/bench_ladder.py` "
+                "(it writes benchmarks/results/ladder.json) and reload.")
+    else:
+        rungs = ladder.get("ladder") or ladder.get("rungs") if isinstance(ladder, dict) else ladder
+        bandwidth = ladder.get("bandwidth_bytes_per_s") if isinstance(ladder, dict) else None
+        state.chart(ladder_figure(rungs or [], bandwidth), key="ladder")
+
+st.header("The parameters compress the data")
+with state.guard():
+    comp = state.benchmark_result("compress")
+    if comp is None:
+        st.info("Run `.venv/bin/python benchmarks/bench_compress.py` (it writes benchmarks/results/compress.json) "
+                "to compare the model with gzip, bz2 and xz here.")
+    else:
+        from llmcore.viz.compress import compression_figure
+
+        state.chart(compression_figure(comp, projector=P), key="compress")
+        rows = [{"method": k, "bytes": v.get("bytes"), "bits per byte": round(v.get("bits_per_byte", 0), 3)}
+                for k, v in comp.get("methods", {}).items()]
+        st.dataframe(rows, hide_index=True)

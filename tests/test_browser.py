@@ -1,0 +1,187 @@
+"""The dashboard in a real browser: `streamlit run` on a free port, every page in headless Chromium.
+
+Needs Debian's chromium (/usr/bin/chromium, installed by scripts/setup.sh) and
+Playwright's Python package; skips with the reason when either is missing. Each page
+must finish running, show its key element (the flowchart on home, plotly charts,
+generated text on inference) and no error; a screenshot of each goes to
+test-output/screenshots/.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "test-output" / "screenshots"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+BUSY = '[data-testid="stStatusWidget"], [data-testid="stSpinner"]'
+PAGES = {  # url path -> (file name, what must be visible)
+    "": ("home", '[data-testid="stMermaidChart"] img'),
+    "data": ("data", ".js-plotly-plot"),
+    "pretraining": ("pretraining", ".js-plotly-plot"),
+    "parameters": ("parameters", ".js-plotly-plot"),
+    "inference": ("inference", ".js-plotly-plot"),
+    "interpretability": ("interpretability", ".js-plotly-plot"),
+    "scale": ("scale", ".js-plotly-plot"),
+}
+
+
+def chromium() -> str | None:
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_run(folder: Path, tiny_bpe_run: Path) -> Path:
+    """A tiny run with a metrics and a timeline file, when the shipped run is not built."""
+    shutil.copytree(tiny_bpe_run, folder)
+    rows = [{"step": s, "loss": 6 - s / 10} | ({"val_loss": 6 - s / 10, "val_bpb": 3 - s / 20} if s % 5 == 0 else {})
+            for s in range(1, 21)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    timeline = [{"step": s, "samples": {"Once upon a time": f" step {s}"},
+                 "embedding_2d": {"tokens": [" the", "."], "xy": [[s, 0], [0, s]]}} for s in (0, 10, 20)]
+    (folder / "timeline.jsonl").write_text("".join(json.dumps(r) + "\n" for r in timeline))
+    return folder
+
+
+def start_server(run_dir: str | None, log_path: Path) -> tuple[subprocess.Popen, str]:
+    """`streamlit run dashboard/streamlit_app.py` on a free loopback port; returns (process, url)."""
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if run_dir:
+        env["LLMCORE_DASHBOARD_RUN"] = run_dir
+    cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/streamlit_app.py", "--server.port", str(port),
+           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read() == b"ok":
+                    return proc, url
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"streamlit did not answer on {url} within 90 s")
+
+
+def stop_server(proc: subprocess.Popen):
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def settle(page, quiet: float = 1.0, timeout: float = 120.0) -> float:
+    """Wait until the app has finished running: no 'Running...' widget and no spinner for `quiet` s."""
+    t0, calm = time.time(), None
+    while time.time() - t0 < timeout:
+        if page.locator(BUSY).count():
+            calm = None
+        elif calm is None:
+            calm = time.time()
+        elif time.time() - calm >= quiet:
+            return calm - t0
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the app was still running after {timeout:.0f} s")
+
+
+def no_errors(page, name: str):
+    assert page.locator('[data-testid="stException"]').count() == 0, f"{name}: a traceback is shown"
+    errors = page.locator('[data-testid="stAlertContentError"]')
+    assert errors.count() == 0, f"{name}: error shown: {errors.first.inner_text()[:200]}"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, tiny_bpe_run):
+    if chromium() is None:
+        pytest.skip("no chromium binary (/usr/bin/chromium): run scripts/setup.sh as root, or apt-get install chromium")
+    pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is not installed")
+    from llmcore.run import shipped_runs
+
+    tmp = tmp_path_factory.mktemp("browser")
+    run_dir = None if "storyworld" in shipped_runs() else str(make_run(tmp / "run", tiny_bpe_run))
+    proc, url = start_server(run_dir, tmp / "streamlit.log")
+    yield url
+    stop_server(proc)
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def test_every_page_in_a_browser(server, browser):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1300, "height": 2400})
+    for path, (name, key) in PAGES.items():
+        page.goto(f"{server}/{path}")
+        page.wait_for_selector("h1", timeout=90_000)
+        settle(page)
+        page.wait_for_selector(key, state="visible", timeout=60_000)
+        no_errors(page, name)
+        if name == "home":  # st.mermaid_chart draws the flowchart as an SVG image
+            kind = page.locator(key).first.evaluate("async img => (await (await fetch(img.src)).blob()).type")
+            assert kind.startswith("image/svg+xml")
+            assert page.locator('[data-testid="stPageLink"]').count() >= 6
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.close()
+
+
+def test_generate_in_the_browser(server, browser):
+    page = browser.new_page(viewport={"width": 1300, "height": 2400})
+    page.goto(f"{server}/inference")
+    page.wait_for_selector("h1", timeout=90_000)
+    settle(page)
+    page.get_by_role("button", name="Generate").click()
+    result = page.locator('[data-testid="stText"]', has_text="Once upon a time").first
+    result.wait_for(state="visible", timeout=90_000)
+    settle(page)
+    no_errors(page, "inference after Generate")
+    generated = result.inner_text()
+    assert generated.startswith("Once upon a time") and len(generated) > len("Once upon a time")
+    assert page.locator(".llmcore-token").count() > 5  # the text as token chips
+    page.screenshot(path=str(SHOTS / "inference-generated.png"), full_page=True)
+    page.close()
+
+
+def test_switch_pages_in_one_session(server, browser):
+    page = browser.new_page(viewport={"width": 1300, "height": 1400})
+    page.goto(server)
+    page.wait_for_selector("h1", timeout=90_000)
+    settle(page)
+    for title in ("Parameters", "Scale", "Home: the tour"):
+        page.locator('[data-testid="stSidebarNavLink"]', has_text=title).click()
+        page.wait_for_timeout(300)
+        settle(page)
+        no_errors(page, title)
+    assert "How a large language model works" in page.locator("h1").first.inner_text()
+    page.close()

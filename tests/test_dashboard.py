@@ -1,0 +1,464 @@
+"""The dashboard, page by page, with Streamlit's AppTest: what each page shows and how it answers input.
+
+The pages run on a run directory built here (a tiny random GPT with a metrics and a
+timeline file, and a random SAE whose feature 3 is labelled the Golden Gate Bridge),
+pointed to by LLMCORE_DASHBOARD_RUN, so nothing depends on the shipped run except the
+one test that opens it. Assertions are on what a visitor sees: text, charts, errors.
+"""
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "dashboard" / "streamlit_app.py")
+TIMEOUT = 60
+sys.path.insert(0, str(ROOT / "dashboard"))  # the pages' helpers: `import state`, `import live`
+PAGES = ["app_pages/data.py", "app_pages/pretraining.py", "app_pages/parameters.py", "app_pages/inference.py",
+         "app_pages/interpretability.py", "app_pages/scale.py"]
+
+
+@pytest.fixture(scope="module")
+def dash_run(tmp_path_factory, tiny_bpe_run):
+    """A run folder with everything the pages read: model, tokenizer, metrics, timeline, SAE."""
+    import torch
+
+    from llmcore.interpret.sae import file_sha256, save_sae
+    from llmcore.interpret.sae_model import SAE, SAEConfig
+    from llmcore.run import METRICS_FILE, MODEL_FILE, SAE_FILE, TIMELINE_FILE
+
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("dash") / "run"
+    shutil.copytree(tiny_bpe_run, folder)
+    metrics = [{"step": s, "loss": 6 - s / 10} | ({"val_loss": 6.1 - s / 10, "val_bpb": 3 - s / 20} if s % 10 == 0 else {})
+               for s in range(1, 31)]
+    (folder / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in metrics))
+    timeline = [{"step": s, "tokens_seen": 100 * s, "samples": {"Once upon a time": f" the end {s} <b>bold</b>"},
+                 "embedding_2d": {"tokens": [" the", "ed", "."], "xy": [[s, 1], [0, s], [1, -s]]}} for s in (0, 10, 30)]
+    (folder / TIMELINE_FILE).write_text("".join(json.dumps(r) + "\n" for r in timeline))
+    sae = SAE(SAEConfig(hook_name="blocks.1.hook_resid_post", d_model=32, d_sae=64, k=4), seed=0)
+    match = {"concept": "golden_gate_bridge", "feature": 3, "threshold": 0.1, "precision": 0.9, "recall": 0.8,
+             "f1": 0.85, "label_f1": 0.9, "n_positive": 10}
+    save_sae(sae, folder / SAE_FILE, metrics={"concepts": {"golden_gate_bridge": match}},
+             model_sha256=file_sha256(folder / MODEL_FILE))
+    old = os.environ.get("LLMCORE_DASHBOARD_RUN")
+    os.environ["LLMCORE_DASHBOARD_RUN"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("LLMCORE_DASHBOARD_RUN", None)
+    else:
+        os.environ["LLMCORE_DASHBOARD_RUN"] = old
+
+
+def app(page: str | None = None) -> AppTest:
+    """A fresh session (its own session state) on `page`, or on the home page."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    if page:
+        at.switch_page(page)
+    at.run()
+    return at
+
+
+def ok(at: AppTest):
+    """No traceback and no error box on the page."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def titles(at: AppTest) -> list[str]:
+    return [(c["layout"].get("title") or {}).get("text", "") for c in charts(at)]
+
+
+def html(at: AppTest) -> str:
+    return "\n".join(h.proto.body for h in at.get("html"))
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join([t.value for t in at.text] + [m.value for m in at.markdown])
+
+
+# --- every page ---------------------------------------------------------------------------
+
+
+def test_every_page_opens_with_its_charts(dash_run):
+    at = app()
+    ok(at)
+    assert "How a large language model works" in at.title[0].value
+    expected = {"data": 1, "pretraining": 3, "parameters": 2, "inference": 1, "interpretability": 5, "scale": 1}
+    for page in PAGES:
+        at.switch_page(page)
+        at.run()
+        ok(at)
+        name = Path(page).stem
+        assert len(at.get("plotly_chart")) >= expected[name], (name, titles(at))
+    # the scale page without benchmark results says how to produce them
+    assert any("bench_ladder.py" in i.value for i in at.info) or any("ladder" in t.lower() for t in titles(at))
+
+
+def test_home_tour_steps_through_the_stages(dash_run):
+    at = app()
+    ok(at)
+    chart = next(m.value for m in at.markdown if "mermaid" in m.value)
+    assert "class data lit" in chart
+    assert at.subheader[0].value == "Stage 1 of 7: Pre-Training Data"
+    assert "llmcore-token" in html(at)  # a line of data as tokens
+    assert len(at.get("page_link")) >= 7  # one per stage below the chart, plus the stage's own
+
+    button(at, "Next \u25b6").click().run()
+    ok(at)
+    assert at.subheader[0].value.endswith("Pre-Training")
+    assert "class pretraining lit" in next(m.value for m in at.markdown if "mermaid" in m.value)
+    assert any(t.startswith("Loss while training") for t in titles(at))
+
+    button(at, "Next \u25b6").click().run()  # parameters: the file's bytes
+    assert "8-byte header length" in html(at)
+    button(at, "\u25c0 Back").click().run()
+    button(at, "\u25c0 Back").click().run()
+    button(at, "\u25c0 Back").click().run()  # wraps round to the last stage: a feature lighting up
+    ok(at)
+    assert at.subheader[0].value.endswith("Interpretability")
+    assert "feature **3**" in texts(at) and "background:#" in html(at)
+
+
+def test_projector_mode_enlarges_type_and_charts(dash_run):
+    at = app("app_pages/scale.py")
+    at.sidebar.toggle[0].set_value(True).run()
+    ok(at)
+    assert "font-size: 22px" in html(at)
+    at.switch_page("app_pages/inference.py")
+    at.run()
+    assert charts(at)[0]["layout"]["font"]["size"] == 24
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+def test_data_page_tokenizes_the_learners_text_safely(dash_run):
+    at = app("app_pages/data.py")
+    ok(at)
+    assert titles(at)[0].startswith("How much text?")
+    assert len(at.dataframe) == 1 and "years" in texts(at)
+    at.text_area[0].input("<script>alert('x')</script> & <b>").run()
+    ok(at)
+    chips = html(at)
+    assert "&lt;" in chips and "<script>" not in chips
+    assert int(at.metric[2].value) > 5  # tokens
+    at.text_area[0].input("").run()
+    ok(at)
+    assert any("Type something" in i.value for i in at.info)
+    at.text_area[0].input("\u00e9\u6f22\u5b57\U0001f600 \x00\x07 " * 400).run()  # past max_chars, odd characters
+    ok(at)
+
+
+# --- pre-training ----------------------------------------------------------------------------
+
+
+def test_pretraining_replays_the_timeline(dash_run):
+    at = app("app_pages/pretraining.py")
+    ok(at)
+    assert at.select_slider[0].value == 30
+    assert "&lt;b&gt;bold" in html(at) and "end 30" in html(at)
+    at.select_slider[0].set_value(10).run()
+    ok(at)
+    assert "end 10" in html(at)
+    assert any(t.startswith("Watch it learn") for t in titles(at))
+    assert any(t.startswith("Token embeddings") for t in titles(at))
+
+
+@pytest.mark.slow
+def test_live_training_runs_capped_and_is_this_sessions_only(dash_run):
+    import live
+    import state
+
+    at = app("app_pages/pretraining.py")
+    at.radio[1].set_value("char")  # tokenizer
+    at.slider[0].set_value(10)  # steps: the smallest
+    at.slider[1].set_value(20_000)  # characters
+    button(at, "Train").click().run()
+    ok(at)
+    job = at.session_state["live_job"]
+    assert isinstance(job, live.LiveJob) and job.cfg.steps == 10 and job.cfg.max_seconds <= live.MAX_SECONDS
+    deadline = time.time() + 120
+    while job.running and time.time() < deadline:
+        time.sleep(0.5)
+    at.run()
+    ok(at)
+    assert job.status == "done", job.error
+    assert any("Trained: 10 steps" in s.value for s in at.success)
+    assert at.get("progress")[0].proto.value == 100
+    # the trained model is offered in the sidebar, and the other pages use it when chosen
+    toggle = next(t for t in at.sidebar.toggle if t.label == "Use my trained model")
+    toggle.set_value(True).run()
+    at.switch_page("app_pages/inference.py")
+    at.run()
+    button(at, "Generate").click().run()
+    ok(at)
+    assert state.shipped_name() == str(dash_run)
+    assert job.run.tokenizer.kind == "char" and at.text[0].value.startswith("Once upon a time")
+    # a second training replaces the first, whose folder is deleted
+    folder = job.dir
+    job.close()
+    assert not folder.exists()
+
+
+def test_live_training_refuses_bad_settings(dash_run):
+    at = app("app_pages/pretraining.py")
+    at.radio[2].set_value("my own text")
+    at.text_area[0].input("too short")
+    button(at, "Train").click().run()
+    assert not at.exception
+    assert "paste at least" in at.error[0].value
+    assert "live_job" not in at.session_state
+    with pytest.raises(Exception, match="steps"):
+        import live
+
+        live.make_config(preset="nano", steps=5000, n_chars=1, tokenizer="char", own_text=None, folder=dash_run)
+
+
+# --- parameters -----------------------------------------------------------------------------
+
+
+def test_parameters_page_shows_the_file(dash_run):
+    from llmcore.run import load_run
+
+    run = load_run(dash_run)
+    at = app("app_pages/parameters.py")
+    ok(at)
+    assert at.metric[0].value == f"{run.model.n_params():,}"
+    assert any("holds exactly" in m.value for m in at.markdown)
+    assert "8-byte header length" in html(at)
+    at.slider[0].set_value(1024).run()
+    assert "000003f0" in html(at)  # 1024 bytes: 64 lines of 16
+    assert {"Where the", "All "} <= {t[:9] if t.startswith("Where the") else t[:4] for t in titles(at)}
+    button(at, "Compare fp32 / bf16 / fp16 / int8").click().run()
+    ok(at)
+    assert any(t.startswith("Fewer bytes per number") for t in titles(at))
+
+
+# --- inference ------------------------------------------------------------------------------
+
+
+def test_inference_generates_with_the_knobs(dash_run):
+    at = app("app_pages/inference.py")
+    ok(at)
+    at.text_area[0].input("Once upon a time")
+    at.slider[0].set_value(0.0)  # temperature: greedy
+    at.slider[3].set_value(8)  # max tokens
+    button(at, "Generate").click().run()
+    ok(at)
+    text = at.text[0].value
+    assert text.startswith("Once upon a time") and len(text) > len("Once upon a time")
+    assert any(t.startswith("Token 1:") for t in titles(at))  # the animated generation
+    assert any("temperature 0," in t for t in titles(at))
+    gen = next(c for c in charts(at) if c["layout"]["title"]["text"].startswith("Token 1:"))
+    assert len(gen["frames"]) == 8
+    # same settings, same text (greedy and seeded)
+    button(at, "Generate").click().run()
+    assert at.text[0].value == text
+    at.slider[1].set_value(3).run()  # top-k 3: the sampled distribution keeps three tokens
+    sampled = next(c for c in charts(at) if c["layout"]["title"]["text"].startswith("How the knobs"))
+    assert sum(p > 0 for p in sampled["data"][1]["y"]) == 1  # temperature 0 still wins: one token
+
+
+def test_inference_survives_odd_prompts(dash_run):
+    at = app("app_pages/inference.py")
+    at.slider[3].set_value(4)
+    for prompt in ["", "<script>alert(1)</script>", "\u2603\U0001f600\x00", "x" * 500]:
+        at.text_area[0].input(prompt)
+        button(at, "Generate").click().run()
+        ok(at)
+        assert at.text[0].value.startswith(prompt)
+        if "<script>" in prompt:
+            assert "<script>" not in html(at) and "&lt;" in html(at)
+        if prompt == "":
+            assert any("empty prompt" in i.value for i in at.info)
+
+
+def test_guess_the_next_token_keeps_score(dash_run):
+    at = app("app_pages/inference.py")
+    game = at.session_state["game"]
+    assert game["round"] == 0 and game["played"] == 0
+    guess = next(t for t in at.text_input if t.label.startswith("Your guess"))
+    guess.input("the").run()
+    button(at, "Reveal").click().run()
+    ok(at)
+    assert at.session_state["game"]["played"] == 1
+    assert any("What really came next" in m.value for m in at.markdown)
+    assert any("The model's guesses" in t for t in titles(at))
+    assert ":" in at.metric[0].value
+    button(at, "Reveal").click().run()  # revealing again does not score twice
+    assert at.session_state["game"]["played"] == 1
+    button(at, "Next round").click().run()
+    ok(at)
+    assert at.session_state["game"]["round"] == 1
+    assert not any("What really came next" in m.value for m in at.markdown)
+    hostile = next(t for t in at.text_input if t.label.startswith("Your guess"))
+    hostile.input("[x](javascript:alert(1))").run()
+    button(at, "Reveal").click().run()
+    ok(at)
+    said = next(m.value for m in at.markdown if "What really came next" in m.value)
+    assert "](javascript" not in said  # markdown from a visitor is escaped
+
+
+# --- interpretability -----------------------------------------------------------------------
+
+
+def test_interpretability_attention_lens_and_features(dash_run):
+    at = app("app_pages/interpretability.py")
+    ok(at)
+    t = titles(at)
+    assert any(x.startswith("Attention, layer 0 head 0") for x in t)
+    assert any(x.startswith("Logit lens") for x in t)
+    assert any(x.startswith("Did the SAE find") for x in t)
+    assert at.subheader[0].value == "Feature 3: golden_gate_bridge"
+    at.selectbox(key="attn_layer").set_value(1).run()
+    at.toggle(key="attn_all").set_value(True).run()
+    assert any(x.startswith("Layer 1, all heads") for x in titles(at))
+    at.text_input(key="feature_query").input("7").run()
+    ok(at)
+    assert at.subheader[0].value == "Feature 7"
+    at.text_input(key="feature_query").input("no_such_concept").run()
+    assert not at.exception
+    assert "no feature is labelled" in at.error[0].value
+    assert any(x.startswith("Logit lens") for x in titles(at))  # the rest of the page still works
+
+
+def test_steering_side_by_side(dash_run):
+    at = app("app_pages/interpretability.py")
+    at.slider[0].set_value(50.0)
+    button(at, "Generate with and without it").click().run()
+    ok(at)
+    assert any(m.value == "**Feature 3 clamped at 50**" for m in at.markdown)
+    plain, steered = at.text[-2].value, at.text[-1].value
+    assert plain.startswith("Once upon a time") and steered.startswith("Once upon a time")
+    assert plain != steered  # a random SAE clamped hard changes the text
+    at.text_input(key="steer_query").input("-1").run()
+    assert at.error and not at.exception
+
+
+# --- scale ----------------------------------------------------------------------------------
+
+
+def test_scale_calculator_and_results(dash_run, tmp_path):
+    import state
+
+    at = app("app_pages/scale.py")
+    ok(at)
+    assert titles(at)[0].startswith("llama-2-70b on a100-80gb")
+    assert len(at.dataframe) >= 1
+    at.slider[0].set_value(2000).run()  # GPUs
+    ok(at)
+    # with benchmark results present, their charts appear
+    from llmcore.compress import compare_compressors
+    from llmcore.run import load_run
+
+    comp = compare_compressors(load_run(dash_run), "Once upon a time, Mia went to the park. " * 3)
+    (tmp_path / "compress.json").write_text(json.dumps(comp))
+    ladder = {"bandwidth_bytes_per_s": 1e10, "ladder": [
+        {"name": "nano", "n_params": 1e5, "train_tokens_per_s": 5e4, "decode_tokens_per_s": 500, "bytes_per_param": 4},
+        {"name": "micro", "n_params": 1e6, "train_tokens_per_s": 2e4, "decode_tokens_per_s": 300, "bytes_per_param": 4}]}
+    (tmp_path / "ladder.json").write_text(json.dumps(ladder))
+    old, state.RESULTS = state.RESULTS, tmp_path
+    try:
+        at.run()
+        ok(at)
+        t = titles(at)
+        assert any(x.startswith("Speed against size") for x in t) and any(x.startswith("Compressing") for x in t)
+        (tmp_path / "ladder.json").write_text("{not json")
+        at.run()
+        assert not at.exception and "not valid JSON" in at.error[0].value
+    finally:
+        state.RESULTS = old
+
+
+def test_errors_are_one_line_never_tracebacks(dash_run):
+    from llmcore.errors import UserError
+
+    at = AppTest.from_string(
+        "import sys; sys.path.insert(0, {!r})\n"
+        "import state, streamlit as st\n"
+        "from llmcore.errors import UserError\n"
+        "with state.guard():\n    raise UserError('first line\\nsecond line')\n"
+        "st.write('after')\n".format(str(ROOT / "dashboard")), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    assert at.error[0].value == "first line" and at.markdown[0].value == "after"
+    assert issubclass(UserError, ValueError)
+    config = (ROOT / ".streamlit" / "config.toml").read_text()
+    assert 'showErrorDetails = "none"' in config and "gatherUsageStats = false" in config
+
+
+def test_missing_run_says_how_to_build_it(dash_run, tmp_path):
+    os.environ["LLMCORE_DASHBOARD_RUN"] = str(tmp_path / "nothing")
+    try:
+        at = app("app_pages/inference.py")
+        assert not at.exception
+        assert "build_assets.py" in at.error[0].value
+    finally:
+        os.environ["LLMCORE_DASHBOARD_RUN"] = str(dash_run)
+
+
+def test_the_shipped_run_opens_by_default(monkeypatch):
+    from llmcore.run import shipped_runs
+
+    if "storyworld" not in shipped_runs():
+        pytest.skip("the shipped run llmcore/assets/storyworld is not built yet (scripts/build_assets.py)")
+    monkeypatch.delenv("LLMCORE_DASHBOARD_RUN", raising=False)
+    at = app()
+    ok(at)
+    button(at, "Next \u25b6").click().run()
+    ok(at)
+    assert any(t.startswith("Loss while training") for t in titles(at))
+
+
+def test_root_shim_and_requirements_for_hosts():
+    shim = (ROOT / "streamlit_app.py").read_text()
+    assert "dashboard" in shim and len(shim.splitlines()) <= 6
+    reqs = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")]
+    assert "torch>=2.2,<3" in reqs and ".[dashboard]" in reqs
+    assert not any("index-url" in line for line in reqs)
+
+
+def test_root_shim_runs_the_dashboard(dash_run):
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
+    at.run()
+    ok(at)
+    assert "How a large language model works" in at.title[0].value
+    at.switch_page("dashboard/app_pages/scale.py")
+    at.run()
+    ok(at)
+
+
+@pytest.mark.slow
+def test_first_pages_while_torch_imports_in_the_background(dash_run):
+    """A fresh process: the warm-up thread imports torch while the next page draws with plotly."""
+    import subprocess
+
+    code = (
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({APP!r}, default_timeout={TIMEOUT})\n"
+        "at.run()\n"
+        "for page in ('app_pages/scale.py', 'app_pages/data.py', 'app_pages/inference.py'):\n"
+        "    at.switch_page(page); at.run()\n"
+        "    assert not at.exception, (page, [e.value for e in at.exception])\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "LLMCORE_DASHBOARD_RUN": str(dash_run)})
+    assert out.stdout.strip().endswith("ok"), out.stderr[-2000:]

@@ -1,0 +1,133 @@
+"""llmcore.teach: the exercise checker, the smoke switch, and the notebook glue.
+
+The checker is tested on the exercises whose answers need no shipped run (scale and
+sampling arithmetic), and on every worked solution in notebooks/solutions/ when the
+shipped run (and, for chapter 05, its SAE) is present.
+"""
+
+import math
+import runpy
+from pathlib import Path
+
+import pytest
+
+from llmcore import teach
+from llmcore.errors import UserError
+
+SOLUTIONS = Path(__file__).parent.parent / "notebooks" / "solutions"
+
+
+def test_smoke_switch_reads_the_environment(monkeypatch):
+    for value, on in (("1", True), ("true", True), ("YES", True), ("0", False), ("", False), ("no", False)):
+        monkeypatch.setenv("LLMCORE_SMOKE", value)
+        assert teach.smoke() is on
+        assert teach.pick(full="big", smoke="small") == ("small" if on else "big")
+    monkeypatch.delenv("LLMCORE_SMOKE")
+    assert teach.smoke() is False
+
+
+def test_none_gives_the_question_and_a_hint_without_failing():
+    for ex_id in teach.EXERCISES:
+        fb = teach.check(ex_id, None)
+        assert fb.ok is None and not fb
+        assert ex_id in repr(fb) and "Hint:" in repr(fb)
+        assert fb._repr_markdown_().startswith("\u270f")
+
+
+def test_right_answers_pass_with_a_tolerance():
+    assert teach.check("06.1", 6).ok  # 5.97 days, within 2%
+    assert teach.check("06.1", 1_720_320 / 12_000 / 24).ok
+    assert teach.check("02.1", math.log(1024)).ok
+    assert teach.check("04.2", 0).ok and teach.check("04.2", 0.0).ok
+    assert teach.check("04.3", 2).ok
+    assert teach.check("03.2", 70).ok
+    assert teach.check("00.2", " Interpretability ").ok  # case, spaces and quotes do not count
+    assert teach.check("00.2", "'interpretability'").ok
+    fb = teach.check("06.3", 652_206.3)
+    assert fb.ok and "652,206 is correct" in repr(fb) and fb._repr_markdown_().startswith("\u2705")
+
+
+def test_numpy_and_torch_scalars_are_numbers():
+    np = pytest.importorskip("numpy")
+    torch = pytest.importorskip("torch")
+    assert teach.check("04.3", np.int64(2)).ok
+    assert teach.check("04.3", torch.tensor(2)).ok
+    assert "2 is correct" in repr(teach.check("04.3", np.int64(2)))
+
+
+def test_common_mistakes_get_a_specific_message():
+    assert "bf16" in repr(teach.check("03.2", 140))
+    assert "bits" in repr(teach.check("02.1", 10))
+    assert "6,000 GPUs" in repr(teach.check("06.1", 12))
+    assert "next token is needed" in repr(teach.check("04.3", 1))
+    assert "greedy" not in repr(teach.check("04.2", 1)) and "temperature 1" in repr(teach.check("04.2", 1))
+
+
+def test_wrong_answers_say_which_way_and_never_raise():
+    fb = teach.check("03.2", 7)
+    assert fb.ok is False and "too small, by a factor of about 10" in repr(fb)
+    assert fb._repr_markdown_().startswith("\u274c")
+    assert "too big" in repr(teach.check("06.2", 11.5))
+    for bad in ("ten", [1, 2], float("nan"), True, {"a": 1}):
+        fb = teach.check("06.2", bad)
+        assert fb.ok is False
+    assert "not a number" in repr(teach.check("06.2", "ten"))
+    assert teach.check("00.2", "parameters").ok is False
+
+
+def test_unknown_exercise_is_a_user_error():
+    with pytest.raises(UserError, match="no exercise '9.9'"):
+        teach.check("9.9", 1)
+    with pytest.raises(UserError):
+        teach.expected("07.1")
+
+
+def test_every_notebook_has_its_exercises():
+    chapters = {ex_id.split(".")[0] for ex_id in teach.EXERCISES}
+    assert chapters == {"00", "01", "02", "03", "04", "05", "06"}
+    for chapter in chapters:
+        assert 2 <= sum(ex_id.startswith(chapter + ".") for ex_id in teach.EXERCISES) <= 3
+
+
+def test_progress_bar_follows_the_training_events():
+    from llmcore.train import TrainEvent
+
+    bar = teach.ProgressBar()
+    bar(TrainEvent("step", 1, 3, loss=5.0))  # before "start": ignored
+    bar(TrainEvent("start", 0, 3, info={"n_params": 1234}))
+    bar(TrainEvent("sample", 0, 3, samples={"Once upon a time": " and"}))
+    for step in (1, 2, 3):
+        bar(TrainEvent("step", step, 3, loss=5.0 / step, val_bpb=1.5 if step == 3 else None))
+    assert bar.bar.n == 3 and "1,234" in bar.bar.desc
+    bar(TrainEvent("done", 3, 3))
+
+
+def test_sampling_explorer_redraws_a_figure(tiny_bpe_run):
+    pytest.importorskip("ipywidgets")
+    from llmcore.run import load_run
+
+    run = load_run(tiny_bpe_run)
+    w = teach.sampling_explorer(run.model, run.tokenizer, "Mia went to the", k=5)
+    assert [c.description for c in w.children[:3]] == ["temperature", "top-k (0 = off)", "top-p"]
+    fig = w.result
+    assert len(fig.data) == 2 and len(fig.data[0].y) == 5
+    w.children[1].value = 2  # top-k 2: only two tokens keep probability
+    assert sum(p > 0 for p in w.result.data[1].y) == 2
+
+
+def _shipped(sae: bool = False) -> bool:
+    from llmcore.run import ASSETS, shipped_runs
+
+    return "storyworld" in shipped_runs() and (not sae or (ASSETS / "storyworld" / "sae.safetensors").is_file())
+
+
+@pytest.mark.parametrize("solution", sorted(p.name for p in SOLUTIONS.glob("*.py")))
+def test_worked_solutions_are_right(solution, capsys):
+    chapter = solution[:2]
+    if not _shipped(sae=chapter in ("05",)):
+        pytest.skip("the shipped storyworld run (and its SAE) is not built yet: scripts/build_assets.py")
+    runpy.run_path(str(SOLUTIONS / solution), run_name="__main__")
+    out = capsys.readouterr().out
+    n = sum(ex_id.startswith(chapter + ".") for ex_id in teach.EXERCISES)
+    assert out.count("Right!") == n, out
+    assert "Not yet" not in out
