@@ -85,6 +85,8 @@ def one_cold_start(browser, log: Path) -> dict:
                 time.sleep(0.05)
         server_ready = time.perf_counter() - t0
         page.goto(url)
+        page.wait_for_selector("h1", timeout=120_000)
+        title = time.perf_counter() - t0  # the page's title is on screen (the flowchart follows)
         first = rendered(page, '[data-testid="stMermaidChart"] img', t0)
         switches = {}
         for _lap in (1, 2):
@@ -95,7 +97,8 @@ def one_cold_start(browser, log: Path) -> dict:
                     "t => { const h = document.querySelector('h1'); return h && (h.innerText + '\\n').startsWith(t); }",
                     arg=heading, timeout=60_000)
                 switches.setdefault(link, []).append(round(rendered(page, "h1", t1), 3))
-        return {"server_ready_s": round(server_ready, 3), "cold_start_s": round(first, 3), "switch_s": switches}
+        return {"server_ready_s": round(server_ready, 3), "title_visible_s": round(title, 3),
+                "cold_start_s": round(first, 3), "switch_s": switches}
     finally:
         page.close()
         proc.terminate()
@@ -122,14 +125,21 @@ def main(argv=None) -> int:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         for i in range(a.repeat):
             runs.append(one_cold_start(browser, log))
-            print(f"run {i + 1}: cold start {runs[-1]['cold_start_s']:.2f} s "
-                  f"(server up {runs[-1]['server_ready_s']:.2f} s)", file=sys.stderr)
+            r = runs[-1]
+            print(f"run {i + 1}: cold start {r['cold_start_s']:.2f} s (server up {r['server_ready_s']:.2f} s, "
+                  f"title on screen {r['title_visible_s']:.2f} s)", file=sys.stderr)
         browser.close()
 
     cold = [r["cold_start_s"] for r in runs]
     first_lap = [t[0] for r in runs for t in r["switch_s"].values()]
     warm_lap = [t[1] for r in runs for t in r["switch_s"].values()]
-    rows = [{"measure": "cold start to first page", "best_s": min(cold), "median_s": statistics.median(cold),
+    titles = [r["title_visible_s"] for r in runs]
+    servers = [r["server_ready_s"] for r in runs]
+    rows = [{"measure": "server answers (streamlit up)", "best_s": min(servers), "median_s": statistics.median(servers),
+             "goal_s": None},
+            {"measure": "cold start to the page's title", "best_s": min(titles), "median_s": statistics.median(titles),
+             "goal_s": None},
+            {"measure": "cold start to first page", "best_s": min(cold), "median_s": statistics.median(cold),
              "goal_s": GOALS["cold_start_s"]},
             {"measure": "page switch, first visit", "best_s": min(first_lap), "median_s": statistics.median(first_lap),
              "goal_s": GOALS["switch_s"]},

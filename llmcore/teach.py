@@ -298,7 +298,8 @@ EXERCISES: dict[str, Exercise] = {
     "05.3": Exercise(
         f"In the logit lens for {LENS_PROMPT!r}, after which block (0, 1, ...) does the top guess "
         "first match the model's final answer?",
-        "look at the last column of the logit lens figure, from the top row down.",
+        "`logit_lens(run.model, run.tokenizer, 'Once upon a').at(-1)` lists every stage's top guesses "
+        "for the last token; read them from the top.",
         _lens_first_block,
     ),
     "06.1": Exercise(

@@ -177,7 +177,7 @@ def test_real_full_tmpfs_during_checkpoint(tmp_path, text_file, reference):
     script, report = tmp_path / "child.py", tmp_path / "report.json"
     script.write_text(CHILD)
     cfg = json.dumps(tiny(text_file).to_dict())
-    cmd = f'mount -t tmpfs -o size=4m tmpfs "$1" && exec "$0" "$2" "$3" "$1" "$4"'
+    cmd = 'mount -t tmpfs -o size=4m tmpfs "$1" && exec "$0" "$2" "$3" "$1" "$4"'
     p = subprocess.run(["unshare", "-rm", "sh", "-c", cmd, sys.executable, str(mnt), str(script), cfg, str(report)],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]

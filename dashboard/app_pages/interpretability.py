@@ -88,9 +88,19 @@ else:
 
         st.markdown("Clamp one feature to a strength at every position while the model writes. "
                     "Golden Gate Claude did this to a large model; here it is a toy story model.")
+        from llmcore.interpret.features import top_contexts
+
         feature = pick_feature("Feature to clamp", "steer_query")
+        # The default holds the feature at 2.5x the most it reaches in real stories (the notebooks'
+        # recipe), or at the strength stored with the SAE for its labelled bridge feature.
+        peak = top_contexts(encoded(run, sae, state.run_key(run)), run.tokenizer, feature, n=1)
+        recipe = (sae.metrics or {}).get("steer_strength")
+        bridge = (sae.metrics or {}).get("concepts", {}).get("golden_gate_bridge", {}).get("feature")
+        default = recipe if recipe and feature == bridge else 2.5 * peak[0]["max"] if peak else 10.0
+        default = round(min(max(default, 0.5), 500.0) * 2) / 2
         c1, c2, c3 = st.columns(3)
-        strength = c1.slider("Strength", 0.0, 100.0, 20.0, 1.0)
+        strength = c1.slider("Strength", 0.0, float(max(20.0, 4 * default)), float(default), 0.5,
+                             help="The value the feature is held at, at every position")
         prompt = c2.text_input("Prompt", "Once upon a time", max_chars=state.PROMPT_CHARS)
         seed = c3.number_input("Seed", 0, 1_000_000, 0, key="steer_seed")
         if st.button("Generate with and without it", type="primary"):
