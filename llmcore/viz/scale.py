@@ -15,18 +15,11 @@ from __future__ import annotations
 import math
 
 from llmcore.errors import UserError
+from llmcore.viz.common import apply_theme
 
 # Below this fraction of the bandwidth bound a decode measurement is labelled
 # overhead-bound: Python, kernel launches and sampling cost more than reading weights.
 OVERHEAD_FRACTION = 0.5
-
-
-def _layout(fig, title: str):
-    """The shared look (moves to llmcore.viz.common as apply_theme)."""
-    fig.update_layout(title={"text": title, "x": 0.02}, template="plotly_white",
-                      font={"size": 14}, margin={"l": 60, "r": 30, "t": 70, "b": 50},
-                      legend={"orientation": "h", "y": -0.2})
-    return fig
 
 
 def _scaled(value: float, unit: str) -> tuple[float, str]:
@@ -37,7 +30,7 @@ def _scaled(value: float, unit: str) -> tuple[float, str]:
     return value, f" {unit}"
 
 
-def calculator_figure(estimate_dict: dict):
+def calculator_figure(estimate_dict: dict, *, projector: bool = False):
     """Eight big numbers from `llmcore.scale.estimate`, in the order of the story.
 
     One go.Indicator per number on a 2 x 4 grid; GPU-hours carry a delta against the
@@ -79,16 +72,16 @@ def calculator_figure(estimate_dict: dict):
             delta = {"reference": reported_hours, "relative": True, "valueformat": "+.1%"}
         fig.add_trace(go.Indicator(
             mode="number+delta" if delta else "number", value=value, delta=delta,
-            number={"valueformat": fmt, "prefix": prefix, "suffix": suffix, "font": {"size": 34}},
+            number={"valueformat": fmt, "prefix": prefix, "suffix": suffix, "font": {"size": 26}},
             title={"text": title, "font": {"size": 14}},
             domain={"row": k // 4, "column": k % 4}))
     fig.update_layout(grid={"rows": 2, "columns": 4, "pattern": "independent"}, height=380)
     mfu = inputs["mfu"]["value"]
     dtype = inputs["dtype"]["value"]
-    return _layout(fig, f"{name} on {accel}: what it takes (MFU {mfu:g}, {dtype})")
+    return apply_theme(fig, title=f"{name} on {accel}: what it takes (MFU {mfu:g}, {dtype})", projector=projector)
 
 
-def ladder_figure(ladder: list[dict], bandwidth_bytes_per_s: float | None = None):
+def ladder_figure(ladder: list[dict], bandwidth_bytes_per_s: float | None = None, *, projector: bool = False):
     """Measured tokens/s against parameters, log-log, beside the bandwidth bound.
 
     Each rung: {"name", "n_params", "train_tokens_per_s", "decode_tokens_per_s",
@@ -138,5 +131,5 @@ def ladder_figure(ladder: list[dict], bandwidth_bytes_per_s: float | None = None
 
     fig.update_xaxes(type="log", title="parameters")
     fig.update_yaxes(type="log", title="tokens per second")
-    return _layout(fig, "Speed against size: decoding reads every weight for every token")
+    return apply_theme(fig, title="Speed against size: decoding reads every weight for every token", projector=projector)
 
