@@ -13,7 +13,8 @@ never trained on), same time budget. What differs is the recipe:
               (nanoGPT's default micro-batch)
 
 plus one row per single change to the llmcore recipe (lr, batch size, context length,
-thread count, torch.compile), each trained for the full budget as well.
+schedule, beta2, thread count, torch.compile, bf16 autocast), each trained for the full
+budget as well.
 
 The loop is llmcore.train's, built from the library's pieces (`get_batch`, `make_optimizer`,
 `loss_fn`, `evaluate`), with one change: the cosine runs over the time budget instead of
@@ -72,6 +73,7 @@ class Recipe:
     n_ctx: int = 128
     threads: int = 1
     compile: bool = False
+    bf16: bool = False  # torch.autocast("cpu", bfloat16) around the forward pass (weights stay fp32)
     note: str = ""
 
 
@@ -89,6 +91,7 @@ TRICKS = [
     replace(LLMCORE, name="llmcore betas .999", betas=(0.9, 0.999), note="AdamW's default beta2"),
     replace(LLMCORE, name="llmcore 2 threads", threads=2, note="torch.set_num_threads(2)"),
     replace(LLMCORE, name="llmcore compile", compile=True, note="torch.compile(model); compile time counts"),
+    replace(LLMCORE, name="llmcore bf16 autocast", bf16=True, note="bf16 matmuls (AMX where the CPU has it)"),
 ]
 
 
@@ -131,7 +134,8 @@ def train_for(r: Recipe, data, budget: float, clock, n_evals: int, eval_batches:
         for g in opt.param_groups:
             g["lr"] = learning_rate(r, step, trained / budget)
         x, y = get_batch(data.train, r.batch_size, cfg.n_ctx, gen)  # [batch, n_ctx] each
-        loss = loss_fn(forward(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=r.bf16):
+            loss = loss_fn(forward(x), y)
         loss.backward()
         if r.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), r.grad_clip)

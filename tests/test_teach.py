@@ -131,3 +131,29 @@ def test_worked_solutions_are_right(solution, capsys):
     n = sum(ex_id.startswith(chapter + ".") for ex_id in teach.EXERCISES)
     assert out.count("Right!") == n, out
     assert "Not yet" not in out
+
+
+NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
+
+
+def test_notebooks_import_only_and_check_every_exercise():
+    """Each chapter: no def/class/lambda in its cells (STYLE 7), its stage chart first, every exercise of
+    its chapter checked once with `answer = None`, and a worked solution file beside it."""
+    import ast
+    import json
+    import re
+
+    books = sorted(NOTEBOOKS.glob("0*.ipynb"))
+    assert [b.name[:2] for b in books] == ["00", "01", "02", "03", "04", "05", "06"]
+    for book in books:
+        cells = json.loads(book.read_text())["cells"]
+        code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+        for src in code:
+            defined = [type(n).__name__ for n in ast.walk(ast.parse(src))
+                       if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda))]
+            assert not defined, f"{book.name} defines code: {defined}"
+        assert "mermaid_bundle" in code[1], f"{book.name}: the stage chart should follow the setup cell"
+        checked = re.findall(r'answer = None  # your turn\nteach\.check\("(\d\d\.\d)", answer\)', "\n".join(code))
+        chapter = book.name[:2]
+        assert checked == sorted(e for e in teach.EXERCISES if e.startswith(chapter + ".")), book.name
+        assert (SOLUTIONS / (book.stem + ".py")).is_file(), f"no solutions/{book.stem}.py"

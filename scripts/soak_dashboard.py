@@ -1,0 +1,714 @@
+"""Soak test for the dashboard: many concurrent browser sessions against one server, on loopback.
+
+Starts `streamlit run dashboard/streamlit_app.py` on 127.0.0.1 (the shipped config in
+.streamlit/config.toml), warms it up with one session that opens every page, then drives
+N sessions at once: one headless Chromium, one browser context (one visitor, one
+Streamlit session) each. Every session follows its own seeded random mix of what a
+class does: open pages, generate on Inference, play "guess the next token", step the
+tour, tokenize text, look at attention, steer on Interpretability (when the run has a
+sparse autoencoder), compare number formats, time the KV cache. One session (at most)
+trains a capped live model on Pre-training, switches it on in the sidebar and carries
+on with it, so every other session is measured while a training thread takes a core.
+
+Per action it records the latency: from the click (or key) until the server reports
+that the script run it caused has finished (the `script_finished` message on the
+page's own websocket), and then checks the page for error elements (a traceback
+`stException`, an error alert, a connection-error dialog). The server's RSS is sampled
+all along: the baseline after warm-up, the peak while the sessions run, and the value
+after every session has closed and the server has idled (default 30 s).
+
+Bounded: sessions stop starting actions at --minutes, each action times out, each
+session does at most --max-actions, and the whole run has a hard deadline. All traffic
+stays on 127.0.0.1: the server binds there, and Chromium resolves no other host.
+
+    .venv/bin/python scripts/soak_dashboard.py                         # 12 sessions, 3 minutes
+    .venv/bin/python scripts/soak_dashboard.py --sessions 8 --minutes 2
+
+Needs /usr/bin/chromium and Playwright (scripts/setup.sh). Prints a summary and writes
+benchmarks/results/soak_dashboard.json (with the machine it ran on). Exits 1 when any
+error was shown or the server's memory did not come back to within --rss-bound of its
+baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+HOST = "127.0.0.1"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 # belt and braces for "loopback only": any other host fails to resolve
+                 f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {HOST}"]
+BUSY = '[data-testid="stStatusWidget"], [data-testid="stSpinner"]'
+ACTION_TIMEOUT = 120.0  # s: one action (a click and the script run it causes) must end by then
+MB = 1024 * 1024
+
+# page -> (sidebar link text, how its h1 starts; "=" means the h1 is exactly that)
+PAGES = {
+    "home": ("Home: the tour", "How a large language model works"),
+    "data": ("Data", "Pre-training data"),
+    "pretraining": ("Pre-training", "=Pre-training"),
+    "parameters": ("Parameters", "Parameters"),
+    "inference": ("Inference", "The inference engine"),
+    "interpretability": ("Interpretability", "Interpretability"),
+    "scale": ("Scale", "Scale"),
+}
+URL_PATHS = {"home": "", **{p: p for p in PAGES if p != "home"}}
+# what a session does next, with weights (a "view" opens a random page; the others open
+# their page first when the session is elsewhere, which counts as a view)
+MIX = {"view": 30, "generate": 14, "guess": 10, "tour_next": 6, "tokenize": 6, "steer": 8, "attention": 5,
+       "replay": 4, "dtypes": 3, "kv_cache": 3}
+PROMPTS = ["Once upon a time", "Mia walked to the", "The little dog", "In the morning, Tom", "The fog rolled in"]
+GUESSES = ["the", "a", "she", "he", "and", "was", "to", "bridge", "dog"]
+SENTENCES = ["The cat sat on the mat.", "Mia looked up at the Golden Gate Bridge.",
+             "Tokens are pieces of text, often whole words.", "Ünïcödé and emoji \U0001f600 become bytes."]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile (0..100) of `values`, linearly interpolated; None when empty."""
+    if not values:
+        return None
+    xs = sorted(values)
+    k = (len(xs) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def chromium_path() -> str | None:
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+# --- the server and its memory ----------------------------------------------------------
+
+
+def start_server(port: int, log_path: Path) -> subprocess.Popen:
+    """`streamlit run dashboard/streamlit_app.py` on 127.0.0.1:port; returns once it answers."""
+    cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/streamlit_app.py", "--server.port", str(port),
+           "--server.address", HOST, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    log = open(log_path, "w")  # noqa: SIM115 (the server writes to it until it stops)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=log,
+                            stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://{HOST}:{port}/_stcore/health", timeout=2) as r:
+                if r.read() == b"ok":
+                    return proc
+        except OSError:
+            time.sleep(0.3)
+    stop_server(proc)
+    raise RuntimeError(f"streamlit did not answer on port {port} within 120 s")
+
+
+def stop_server(proc: subprocess.Popen):
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class RssSampler(threading.Thread):
+    """Samples the server process's RSS (with any children) every `every` s, tagged with a phase."""
+
+    def __init__(self, pid: int, every: float = 0.5):
+        super().__init__(name="rss-sampler", daemon=True)
+        import psutil
+
+        self.proc, self.every = psutil.Process(pid), every
+        self.phase, self.samples = "start", []  # (seconds since start, MB, phase)
+        self.t0, self._halt = time.monotonic(), threading.Event()
+
+    def rss_mb(self) -> float:
+        import psutil
+
+        try:
+            total = self.proc.memory_info().rss
+            for child in self.proc.children(recursive=True):
+                total += child.memory_info().rss
+        except psutil.Error:
+            return float("nan")
+        return total / MB
+
+    def run(self):
+        while not self._halt.is_set():
+            self.samples.append((round(time.monotonic() - self.t0, 2), round(self.rss_mb(), 1), self.phase))
+            self._halt.wait(self.every)
+
+    def stop(self):
+        self._halt.set()
+        self.join(timeout=5)
+
+    def of(self, phase: str, last_s: float | None = None) -> list[float]:
+        """The MB samples of one phase (only those of its last `last_s` seconds, if given)."""
+        rows = [(t, mb) for t, mb, p in self.samples if p == phase]
+        if last_s is not None and rows:
+            rows = [(t, mb) for t, mb in rows if t >= rows[-1][0] - last_s]
+        return [mb for _t, mb in rows]
+
+
+# --- one visitor ------------------------------------------------------------------------
+
+
+class Runs:
+    """The script runs the server reports to one page, read off its websocket.
+
+    Streamlit sends one ForwardMsg per binary frame; a finished run is a tiny
+    `script_finished` message (status 0: a full run finished, 1: compile error,
+    2: stopped early for a rerun, 3: a fragment run finished). Big frames (elements,
+    figures) are skipped unparsed.
+    """
+
+    def __init__(self, page):
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        self._msg = ForwardMsg
+        self.full: list[float] = []  # times full runs finished
+        self.fragments = 0  # fragment runs finished (the live-training progress polls)
+        self.sockets = 0
+        self.changed = asyncio.Event()
+        page.on("websocket", self._socket)
+
+    def _socket(self, ws):
+        self.sockets += 1
+        ws.on("framereceived", self._frame)
+
+    def _frame(self, payload):
+        if isinstance(payload, str) or len(payload) > 2048:
+            return
+        msg = self._msg()
+        try:
+            msg.ParseFromString(payload)
+        except Exception:  # not a ForwardMsg: nothing to time
+            return
+        if msg.WhichOneof("type") == "script_finished":
+            if msg.script_finished in (0, 1):
+                self.full.append(time.monotonic())
+            elif msg.script_finished == 3:
+                self.fragments += 1
+            self.changed.set()
+
+    async def wait_full(self, mark: int, timeout: float) -> float:
+        """The time the first full run after the `mark`-th one finished (waits for it)."""
+        deadline = time.monotonic() + timeout
+        while len(self.full) <= mark:
+            self.changed.clear()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no script run finished within {timeout:.0f} s")
+            try:
+                await asyncio.wait_for(self.changed.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+        return self.full[mark]
+
+
+class Visitor:
+    """One browser context on the dashboard, doing a seeded random mix of things."""
+
+    def __init__(self, soak: Soak, index: int, trainer: bool):
+        self.soak, self.index, self.trainer = soak, index, trainer
+        self.rng = random.Random(soak.seed * 1009 + index)
+        self.page = self.runs = self.context = None
+        self.where = None  # the page shown now
+        self.can_steer = True
+        self.actions = 0
+
+    # -- plumbing --
+
+    async def open(self):
+        self.context = await self.soak.browser.new_context(viewport={"width": 1300, "height": 1000})
+        self.page = await self.context.new_page()
+        self.page.on("request", self._request)
+        self.runs = Runs(self.page)
+        await self.act("open", lambda: self.page.goto(self.soak.url), page="home")
+        self.where = "home"
+
+    def _request(self, request):
+        host = urllib.parse.urlsplit(request.url).hostname
+        if host and host != HOST:
+            self.soak.offhost.append(request.url[:200])
+
+    async def close(self):
+        if self.context is not None:
+            await self.context.close()
+            self.context = None
+
+    async def quiet(self, calm: float = 0.3, timeout: float = 30.0):
+        """Wait until no 'Running...' widget and no spinner has shown for `calm` s."""
+        t0, since = time.monotonic(), None
+        while time.monotonic() - t0 < timeout:
+            if await self.page.locator(BUSY).count():
+                since = None
+            elif since is None:
+                since = time.monotonic()
+            elif time.monotonic() - since >= calm:
+                return
+            await asyncio.sleep(0.1)
+
+    async def errors(self) -> list[str]:
+        """Error elements on the page now: tracebacks, error alerts, error dialogs, a lost connection."""
+        found = []
+        p = self.page
+        if n := await p.locator('[data-testid="stException"]').count():
+            found.append(f"{n} traceback(s): " + (await p.locator('[data-testid="stException"]').first.inner_text())[:200])
+        alerts = p.locator('[data-testid="stAlertContentError"]')
+        for i in range(await alerts.count()):
+            found.append("error alert: " + (await alerts.nth(i).inner_text())[:200])
+        dialogs = p.locator('[role="dialog"]')
+        for i in range(await dialogs.count()):
+            text = await dialogs.nth(i).inner_text()
+            if re.search(r"error|went wrong|bad message", text, re.I):
+                found.append("error dialog: " + text[:200].replace("\n", " "))
+        status = p.locator('[data-testid="stConnectionStatus"]')
+        if await status.count():
+            text = await status.first.inner_text()
+            if re.search(r"error|offline", text, re.I):
+                found.append("connection: " + text[:100])
+        return found
+
+    async def act(self, kind: str, do, *, page: str | None = None, reruns: bool = True, check=None,
+                  timeout: float = ACTION_TIMEOUT) -> bool:
+        """Do one interaction, time it until its script run finishes, and look for errors."""
+        mark = len(self.runs.full)
+        t_start = time.monotonic()
+        latency, errors = None, []
+        try:
+            await asyncio.wait_for(do(), timeout)
+            t_end = await self.runs.wait_full(mark, timeout) if reruns else time.monotonic()
+            latency = t_end - t_start
+            await self.quiet()
+            if check is not None:
+                await asyncio.wait_for(check(), 30)
+            errors = await self.errors()
+        except Exception as e:  # a timeout, a missing element, a closed page: an error of this action
+            errors = [f"{kind}: {type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}"]
+        self.actions += 1
+        self.soak.record(self, kind, page or self.where, t_start, latency, errors)
+        return not errors
+
+    # -- navigation and actions --
+
+    async def view(self, name: str) -> bool:
+        """Open a page from the sidebar (a client-side switch: one script run)."""
+        link, title = PAGES[name]
+        nav = self.page.locator('[data-testid="stSidebarNavLink"]', has_text=link).first
+
+        async def right_title():
+            while True:
+                h1 = self.page.locator("h1").first
+                if await h1.count():
+                    text = (await h1.inner_text()).strip()
+                    if (text == title[1:]) if title.startswith("=") else text.startswith(title):
+                        return
+                await asyncio.sleep(0.1)
+
+        ok = await self.act("view", nav.click, page=name, check=right_title)
+        self.where = name
+        return ok
+
+    async def go(self, name: str) -> bool:
+        return True if self.where == name else await self.view(name)
+
+    async def commit_text(self, label: str, text: str, kind: str, key: str = "Control+Enter"):
+        """Type into a text area or input and apply it (one script run)."""
+        box = self.page.get_by_label(label, exact=True).first
+
+        async def do():
+            await box.fill(text)
+            await box.press(key)
+
+        return await self.act(kind, do)
+
+    async def click(self, kind: str, name: str, **kw) -> bool:
+        button = self.page.get_by_role("button", name=name, exact=True).first
+        return await self.act(kind, button.click, **kw)
+
+    async def do_generate(self):
+        await self.go("inference")
+        prompt = self.rng.choice(PROMPTS)
+        if self.rng.random() < 0.5:
+            await self.commit_text("Prompt", prompt, "prompt")
+        else:
+            prompt = None
+
+        async def text_shown():  # the generated text, starting with the prompt, is on the page
+            shown = self.page.locator('[data-testid="stText"]', has_text=prompt or "")
+            await shown.first.wait_for(state="visible")
+
+        await self.click("generate", "Generate", check=text_shown)
+
+    async def do_guess(self):
+        await self.go("inference")
+        await self.commit_text("Your guess (a word, or part of one)", self.rng.choice(GUESSES), "guess", key="Enter")
+        await self.click("reveal", "Reveal")
+        if self.rng.random() < 0.3:
+            await self.click("next_round", "Next round")
+
+    async def do_steer(self):
+        await self.go("interpretability")
+        await self.page.get_by_role("tab", name="Steering").click()
+        button = self.page.get_by_role("button", name="Generate with and without it", exact=True)
+        if not await button.count():  # this run has no sparse autoencoder: nothing to steer
+            self.can_steer = False
+            return
+        await self.act("steer", button.first.click)
+
+    async def do_attention(self):
+        await self.go("interpretability")
+        await self.page.get_by_role("tab", name="Attention").click()  # (the session may be on another tab)
+        await self.act("attention", self.page.get_by_text("All heads of the layer", exact=True).first.click)
+
+    async def do_replay(self):
+        await self.go("pretraining")
+        thumb = self.page.locator('[data-testid="stSlider"]').first.locator('input[type="range"]')
+
+        async def do():
+            await thumb.focus()
+            await thumb.press(self.rng.choice(["Home", "ArrowLeft", "End"]))
+
+        await self.act("replay", do)
+
+    async def do_kind(self, kind: str):
+        if kind == "view":
+            await self.view(self.rng.choice([p for p in PAGES if p != self.where]))
+        elif kind == "generate":
+            await self.do_generate()
+        elif kind == "guess":
+            await self.do_guess()
+        elif kind == "tour_next":
+            await self.go("home")
+            await self.click("tour_next", "Next \u25b6")
+        elif kind == "tokenize":
+            await self.go("data")
+            await self.commit_text("Type or paste some text", self.rng.choice(SENTENCES), "tokenize")
+        elif kind == "steer":
+            await self.do_steer()
+        elif kind == "attention":
+            await self.do_attention()
+        elif kind == "replay":
+            await self.do_replay()
+        elif kind == "dtypes":
+            await self.go("parameters")
+            await self.click("dtypes", "Compare fp32 / bf16 / fp16 / int8")
+        elif kind == "kv_cache":
+            await self.go("inference")
+            await self.click("kv_cache", "Measure it on this machine")
+
+    async def train(self, steps: int, track: bool = True):
+        """Train a capped live model, watch it to the end, then switch it on in the sidebar.
+
+        `track`: mark the soak's clock with the training's start and end, so the other
+        sessions' actions in between are counted as "during the training".
+        """
+        await self.go("pretraining")
+        thumb = self.page.locator('[data-testid="stSlider"]').filter(has_text="Steps").locator('input[type="range"]')
+        await thumb.focus()
+        await thumb.press("Home")  # 10 steps; the slider moves in tens
+        for _ in range((steps - 10) // 10):
+            await thumb.press("ArrowRight")
+        t0 = time.monotonic()
+        training = self.soak.training if track else {}
+        training["started"] = t0
+        polls = self.runs.fragments
+        if not await self.click("train", "Train"):
+            training["ended"] = time.monotonic()
+            return
+        # the progress fragment polls every second until the job ends, then reruns the page
+        done = self.page.locator('[data-testid="stAlertContentSuccess"], [data-testid="stAlertContentError"]')
+        status = "timeout"
+        from live import MAX_SECONDS
+
+        while time.monotonic() - t0 < MAX_SECONDS + 120:
+            if await done.count():
+                status = "done" if await self.page.locator('[data-testid="stAlertContentSuccess"]').count() else "error"
+                break
+            await asyncio.sleep(0.5)
+        training.update(ended=time.monotonic(), status=status, seconds=round(time.monotonic() - t0, 1),
+                                  steps=steps, progress_polls=self.runs.fragments - polls)
+        await self.quiet(calm=1.0)
+        errors = await self.errors()
+        self.soak.record(self, "train_done", "pretraining", t0, None, errors if status == "done" else
+                         errors + [f"live training ended as {status!r}"])
+        toggle = self.page.locator('[data-testid="stSidebar"]').get_by_text("Use my trained model", exact=True)
+        if status == "done" and await toggle.count():
+            await self.act("use_live", toggle.first.click)
+
+    async def warm(self, train: bool):
+        """Every page and every kind of action once (and a 10-step training), so that what the
+        server builds once (imports, the loaded model, caches) is in the baseline."""
+        await self.open()
+        for name in PAGES:
+            if name != "home":
+                await self.view(name)
+        for kind in MIX:
+            if kind != "view":
+                await self.do_kind(kind)
+        if train:
+            await self.train(10, track=False)
+            await self.do_generate()  # with the trained model switched on
+
+    async def live(self):
+        """Open the app, then act until the soak's deadline (or the action cap)."""
+        await self.open()
+        kinds, weights = list(MIX), list(MIX.values())
+        while time.monotonic() < self.soak.deadline and self.actions < self.soak.max_actions:
+            if self.trainer and not self.soak.training:
+                await self.train(self.soak.train_steps)
+            else:
+                kind = self.rng.choices(kinds, weights)[0]
+                if kind == "steer" and not self.can_steer:
+                    kind = "attention"
+                await self.do_kind(kind)
+            await asyncio.sleep(self.rng.uniform(*self.soak.think))
+
+
+# --- the soak ---------------------------------------------------------------------------
+
+
+class Soak:
+    """The shared state of one soak: the browser, the clock, the records."""
+
+    def __init__(self, args, browser, url: str):
+        self.browser, self.url, self.seed = browser, url, args.seed
+        self.max_actions, self.train_steps = args.max_actions, args.train_steps
+        self.think = (args.think_min, args.think_max)
+        self.rows: list[dict] = []
+        self.warm_rows: list[dict] = []  # the warm-up visitor's (index -1): errors count, latencies do not
+        self.offhost: list[str] = []  # URLs the pages asked for on another host (never reached)
+        self.warm_seconds = 0.0
+        self.per_session: list[int] = []  # actions each session did
+        self.training: dict = {}  # the tracked live training: started, ended, status, seconds, ...
+        self.start(args.minutes)
+
+    def start(self, minutes: float):
+        """Start the clock: sessions act for `minutes` from now."""
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + minutes * 60
+
+    def record(self, visitor: Visitor, kind: str, page: str | None, t_start: float, latency: float | None,
+               errors: list[str]):
+        tr = self.training
+        during = bool(tr) and tr.get("started", 1e18) <= t_start <= tr.get("ended", 1e18)
+        rows = self.rows if visitor.index >= 0 else self.warm_rows
+        rows.append({"session": visitor.index, "kind": kind, "page": page, "t": round(t_start - self.t0, 2),
+                     "latency_s": None if latency is None else round(latency, 3), "training": during,
+                     "errors": errors})
+        for e in errors:
+            print(f"  session {visitor.index} {kind} on {page}: {e}", file=sys.stderr)
+
+
+async def drive(args, url: str, sampler: RssSampler) -> Soak:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        soak = Soak(args, browser, url)
+        try:
+            sampler.phase = "warm-up"
+            warm, t_warm = Visitor(soak, -1, trainer=False), time.monotonic()
+            try:
+                await asyncio.wait_for(warm.warm(train=bool(args.train_steps)), 600)
+            finally:
+                await warm.close()
+                soak.warm_seconds = time.monotonic() - t_warm
+            # the baseline: the warmed-up server with no visitor, after a short rest
+            sampler.phase = "rest"
+            await asyncio.sleep(3)
+            sampler.phase = "baseline"
+            await asyncio.sleep(args.baseline_s)
+            sampler.phase = "sessions"
+            soak.start(args.minutes)
+            trainer = 0 if args.train_steps else -1
+            visitors = [Visitor(soak, i, trainer=i == trainer) for i in range(args.sessions)]
+
+            async def one(v: Visitor):
+                await asyncio.sleep(v.index * args.stagger)  # visitors arrive a little apart
+                try:
+                    await v.live()
+                except Exception as e:  # the session's browser page died: report, do not hang the rest
+                    soak.record(v, "session", v.where, time.monotonic(), None, [f"session failed: {type(e).__name__}: {e}"])
+                finally:
+                    await v.close()
+
+            hard = args.minutes * 60 + args.sessions * args.stagger + ACTION_TIMEOUT * 3 + 180
+            try:
+                await asyncio.wait_for(asyncio.gather(*(one(v) for v in visitors)), hard)
+            except asyncio.TimeoutError:
+                soak.record(visitors[0], "soak", None, time.monotonic(), None, [f"hard deadline of {hard:.0f} s hit"])
+                for v in visitors:
+                    await v.close()
+            soak.sockets = sum(v.runs.sockets for v in visitors if v.runs)
+            soak.per_session = [v.actions for v in visitors]
+        finally:
+            await browser.close()
+    return soak
+
+
+def server_problems(log_path: Path) -> list[str]:
+    """Lines of the server's log that report an exception or a dropped message."""
+    pattern = re.compile(r"Traceback|Error|Exception|exceeded|Uncaught", re.I)
+    return [line.strip()[:300] for line in log_path.read_text(errors="replace").splitlines() if pattern.search(line)]
+
+
+def summarise(soak: Soak, sampler: RssSampler, args, problems: list[str]) -> dict:
+    rows = soak.rows
+    lat = [r["latency_s"] for r in rows if r["latency_s"] is not None]
+    by_kind = {}
+    for kind in sorted({r["kind"] for r in rows}):
+        xs = [r["latency_s"] for r in rows if r["kind"] == kind and r["latency_s"] is not None]
+        by_kind[kind] = {"n": sum(r["kind"] == kind for r in rows), "errors": sum(bool(r["errors"]) for r in rows if r["kind"] == kind),
+                         "p50_s": _r(percentile(xs, 50)), "p95_s": _r(percentile(xs, 95)), "max_s": _r(max(xs, default=None))}
+    # starvation: the light actions (page views) while the live training ran, against the rest
+    views = {flag: [r["latency_s"] for r in rows if r["kind"] == "view" and r["training"] is flag and r["latency_s"]]
+             for flag in (True, False)}
+    baseline = statistics.median(sampler.of("baseline") or [float("nan")])
+    during = sampler.of("sessions")
+    after = statistics.median(sampler.of("idle", last_s=5) or [float("nan")])
+    peak = max(during, default=float("nan"))
+    errors = [{"session": r["session"], "kind": r["kind"], "page": r["page"], "t": r["t"], "error": e}
+              for r in soak.warm_rows + rows for e in r["errors"]]
+    # fairness: every session's own median latency and action count
+    per_session = [{"session": i, "actions": n,
+                    "p50_s": _r(percentile([r["latency_s"] for r in rows if r["session"] == i and r["latency_s"]], 50))}
+                   for i, n in enumerate(soak.per_session)]
+    offhost = {}
+    for u in soak.offhost:
+        offhost[u] = offhost.get(u, 0) + 1
+    bound = max(args.rss_bound_mb, args.rss_bound_frac * baseline)
+    return {
+        "benchmark": "dashboard soak: concurrent browser sessions on loopback",
+        "settings": {"sessions": args.sessions, "minutes": args.minutes, "seed": args.seed, "train_steps": args.train_steps,
+                     "think_s": [args.think_min, args.think_max], "stagger_s": args.stagger, "max_actions": args.max_actions,
+                     "idle_s": args.idle, "rss_bound_mb": round(bound, 1), "chromium": chromium_path(),
+                     "run": os.environ.get("LLMCORE_DASHBOARD_RUN") or "storyworld", "mix": MIX},
+        "sessions": args.sessions,
+        "actions": len(rows),
+        "actions_per_session": {"min": min(soak.per_session, default=0), "max": max(soak.per_session, default=0)},
+        "sessions_detail": per_session,
+        "warm_up": {"actions": len(soak.warm_rows), "seconds": _r(soak.warm_seconds, 1), "log": soak.warm_rows},
+        "errors": len(errors),
+        "error_list": errors[:100],
+        "server_log_problems": problems[:50],
+        "offhost_requests": offhost,  # url -> count: asked for by the page, never sent (Chromium resolves no other host)
+        "latency_s": {"p50": _r(percentile(lat, 50)), "p95": _r(percentile(lat, 95)), "max": _r(max(lat, default=None)),
+                      "n": len(lat)},
+        "latency_by_kind": by_kind,
+        "views_during_training_s": {"n": len(views[True]), "p50": _r(percentile(views[True], 50)),
+                                    "p95": _r(percentile(views[True], 95))},
+        "views_otherwise_s": {"n": len(views[False]), "p50": _r(percentile(views[False], 50)),
+                              "p95": _r(percentile(views[False], 95))},
+        "training": soak.training and {k: v for k, v in soak.training.items() if k not in ("started", "ended")},
+        "rss_mb": {"baseline": _r(baseline, 1), "peak": _r(peak, 1), "after": _r(after, 1),
+                   "after_minus_baseline": _r(after - baseline, 1),
+                   "per_session": _r((peak - baseline) / max(args.sessions, 1), 1)},
+        "rss_returned": bool(after - baseline <= bound),  # (False when a number is missing: NaN compares false)
+        "rss_samples": sampler.samples[:: max(1, len(sampler.samples) // 600)],
+        "actions_log": rows,
+    }
+
+
+def _r(x, nd: int = 3):
+    return None if x is None or x != x else round(x, nd)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sessions", type=int, default=12, help="concurrent browser sessions (1..40)")
+    ap.add_argument("--minutes", type=float, default=3.0, help="how long the sessions keep acting (0.1..30)")
+    ap.add_argument("--port", type=int, default=0, help="the server's port on 127.0.0.1 (0: a free one)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of every session's random mix")
+    ap.add_argument("--train-steps", type=int, default=60,
+                    help="steps of the one live training (10..300, in tens; 0: no training)")
+    ap.add_argument("--max-actions", type=int, default=400, help="actions per session at most")
+    ap.add_argument("--think-min", type=float, default=0.5, help="seconds a visitor pauses between actions, at least")
+    ap.add_argument("--think-max", type=float, default=3.0, help="... and at most")
+    ap.add_argument("--stagger", type=float, default=1.0, help="seconds between two visitors' arrivals")
+    ap.add_argument("--idle", type=float, default=30.0, help="seconds the server idles after the sessions end")
+    ap.add_argument("--baseline-s", type=float, default=5.0, help="seconds of baseline sampling after warm-up")
+    ap.add_argument("--rss-bound-mb", type=float, default=60.0,
+                    help="RSS after may exceed the baseline by this many MB (or --rss-bound-frac of it, the larger)")
+    ap.add_argument("--rss-bound-frac", type=float, default=0.15)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "soak_dashboard.json")
+    a = ap.parse_args(argv)
+    if not 1 <= a.sessions <= 40:
+        ap.error("--sessions must be between 1 and 40")
+    if not 0.1 <= a.minutes <= 30:
+        ap.error("--minutes must be between 0.1 and 30")
+    if a.train_steps and not (10 <= a.train_steps <= 300 and a.train_steps % 10 == 0):
+        ap.error("--train-steps must be 0, or 10..300 in tens")
+    if chromium_path() is None:
+        print("no chromium: run scripts/setup.sh as root (Debian's chromium package)", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(ROOT / "dashboard"))  # live.MAX_SECONDS, for the trainer's patience
+
+    log_path = ROOT / "test-output" / "soak_dashboard_streamlit.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    port = a.port or free_port()
+    url = f"http://{HOST}:{port}"
+    print(f"soak: {a.sessions} sessions for {a.minutes:g} min against {url} (server log: {log_path})", file=sys.stderr)
+    proc = start_server(port, log_path)
+    sampler = RssSampler(proc.pid)
+    sampler.start()
+    try:
+        soak = asyncio.run(drive(a, url, sampler))
+        sampler.phase = "idle"  # every context is closed: the server should let go
+        print(f"sessions closed; idling {a.idle:g} s", file=sys.stderr)
+        time.sleep(a.idle)
+    finally:
+        sampler.stop()
+        stop_server(proc)
+    result = summarise(soak, sampler, a, server_problems(log_path))
+
+    from benchmarks.common import machine_info
+
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps({"machine": machine_info(), **result}, indent=1) + "\n")
+    lat, rss = result["latency_s"], result["rss_mb"]
+    print(f"sessions {result['sessions']}  actions {result['actions']} "
+          f"(per session {result['actions_per_session']['min']}..{result['actions_per_session']['max']})  "
+          f"errors {result['errors']}  server log problems {len(result['server_log_problems'])}  "
+          f"off-host requests {sum(result['offhost_requests'].values())} (blocked)")
+    for u in result["offhost_requests"]:
+        print(f"  the page asked for {u}")
+    print(f"latency p50 {lat['p50']} s  p95 {lat['p95']} s  max {lat['max']} s")
+    print(f"page views p95: {result['views_during_training_s']['p95']} s during the live training, "
+          f"{result['views_otherwise_s']['p95']} s otherwise; training: {result['training']}")
+    print(f"RSS baseline {rss['baseline']} MB  peak {rss['peak']} MB  after {rss['after']} MB "
+          f"({rss['after_minus_baseline']:+} MB)  per session {rss['per_session']} MB")
+    print(f"wrote {a.out}")
+    ok = result["errors"] == 0 and not result["offhost_requests"] and result["rss_returned"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
