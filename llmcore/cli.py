@@ -224,6 +224,52 @@ def cmd_compare_compressors(a):
     _emit(r, a.json, "\n".join(rows))
 
 
+# --- interpretability -----------------------------------------------------------------
+
+
+def cmd_sae_train(a):
+    from tqdm import tqdm
+
+    from llmcore.interpret.sae import train_sae_for_run
+
+    overrides = {k: v for k, v in (("d_sae", a.d_sae), ("k", a.k), ("steps", a.steps), ("seed", a.seed)) if v is not None}
+    bar = tqdm(unit="step", disable=a.quiet)
+
+    def progress(ev):
+        if getattr(ev, "kind", "") == "step":
+            bar.total = getattr(ev, "steps", None)
+            bar.update(1)
+
+    path = train_sae_for_run(a.run, layer=a.layer, callbacks=(progress,), **overrides)
+    bar.close()
+    print(path)
+
+
+def cmd_features(a):
+    from llmcore.interpret.features import report
+    from llmcore.interpret.sae import load_sae
+    from llmcore.run import load_run
+
+    run = load_run(a.run)
+    r = report(run, load_sae(run.path), concept=a.concept, feature=a.feature, top=a.top)
+    rows = [f"{'concept':<20}{'feature':>8}{'precision':>11}{'recall':>8}{'F1':>7}"]
+    rows += [f"{c:<20}{m['feature']:>8}{m['precision']:>11.2f}{m['recall']:>8.2f}{m['f1']:>7.2f}" for c, m in r["concepts"].items()]
+    _emit(r, a.json, "\n".join(rows))
+
+
+def cmd_steer(a):
+    from llmcore.generate import Sampling
+    from llmcore.interpret.sae import load_sae
+    from llmcore.interpret.steer import steer_side_by_side
+    from llmcore.run import load_run
+
+    run = load_run(a.run)
+    s = Sampling(temperature=a.temperature, max_new_tokens=a.max_new_tokens, seed=a.seed)
+    plain, steered = steer_side_by_side(run, load_sae(run.path), a.feature, a.strength, a.prompt, s, mode=a.mode)
+    r = {"prompt": a.prompt, "feature": a.feature, "strength": a.strength, "mode": a.mode, "plain": plain, "steered": steered}
+    _emit(r, a.json, f"without steering: {a.prompt}{plain}\n\nwith {a.feature} at {a.strength}: {a.prompt}{steered}")
+
+
 # --- the parser ---------------------------------------------------------------------
 
 
@@ -309,6 +355,35 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--train", help="also compare given the training text: a corpus name or file (e.g. storyworld)")
     k.add_argument("--quiet", action="store_true", help="no progress bar")
     k.add_argument("--json", action="store_true", help="print JSON")
+    sae = command("sae", None, "sparse autoencoders on a run's residual stream")
+    sae_sub = sae.add_subparsers(dest="sae_command", required=True, metavar="ACTION")
+    st = sae_sub.add_parser("train", help="train an SAE and save sae.safetensors in the run", description="train an SAE and save sae.safetensors in the run")
+    st.set_defaults(fn=cmd_sae_train)
+    st.add_argument("run", help="a run directory (the shipped runs are read-only: copy one first)")
+    st.add_argument("--layer", type=int, help="which block's residual stream to read (default: the measured choice)")
+    st.add_argument("--d-sae", type=int, help="number of features")
+    st.add_argument("--k", type=int, help="features active per token (TopK)")
+    st.add_argument("--steps", type=int, help="optimizer steps")
+    st.add_argument("--seed", type=int, help="seed for initialisation and batch order")
+    st.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    f = command("features", cmd_features, "the SAE's features: concept matches, top contexts, pushed tokens")
+    f.add_argument("run", help="a run directory with sae.safetensors, or a shipped run name")
+    f.add_argument("--concept", help="show the best feature for this planted concept (e.g. golden_gate_bridge)")
+    f.add_argument("--feature", type=int, help="show this feature up close")
+    f.add_argument("--top", type=int, default=8, help="how many top contexts")
+    f.add_argument("--json", action="store_true", help="print JSON")
+
+    sr = command("steer", cmd_steer, "generate with and without a feature clamped, side by side")
+    sr.add_argument("run", help="a run directory with sae.safetensors, or a shipped run name")
+    sr.add_argument("--feature", default="golden_gate_bridge", help="a feature index or a concept name")
+    sr.add_argument("--strength", type=float, required=True, help="the value to clamp the feature to")
+    sr.add_argument("--mode", default="clamp", choices=["clamp", "add"], help="clamp the feature, or add its direction")
+    sr.add_argument("--prompt", default="Once upon a time", help="the text to continue")
+    sr.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    sr.add_argument("--max-new-tokens", type=int, default=60, help="how many tokens to add")
+    sr.add_argument("--seed", type=int, default=0, help="same seed, same text")
+    sr.add_argument("--json", action="store_true", help="print JSON")
     return p
 
 

@@ -16,7 +16,7 @@ from llmcore.params import save_params
 from llmcore.tokenizer import CharTokenizer
 
 COMMANDS = ["corpus", "train", "generate", "inspect", "export-hf", "import-hf", "scale", "compress", "decompress",
-            "compare-compressors"]
+            "compare-compressors", "sae", "features", "steer"]
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +130,18 @@ def test_compress_round_trip_and_bad_files(run_dir, tmp_path):
         assert code == 2 and len(err.strip().splitlines()) == 1
     code, out, _ = run_cli("compare-compressors", str(run_dir), str(src), "--json")
     assert code == 0 and "gzip -9" in json.loads(out)["methods"]
+
+
+def test_features_and_steer_on_the_shipped_run():
+    from llmcore.run import shipped_runs
+
+    if "storyworld" not in shipped_runs():
+        pytest.skip("no shipped storyworld run in this checkout")
+    code, out, _ = run_cli("features", "storyworld", "--json")
+    assert code == 0 and "golden_gate_bridge" in json.loads(out)["concepts"]
+    code, out, _ = run_cli("steer", "storyworld", "--strength", "0", "--mode", "add", "--max-new-tokens", "8", "--json")
+    r = json.loads(out)
+    assert code == 0 and r["plain"] == r["steered"]  # strength 0 changes nothing
+    for bad in (["--strength", "nan"], ["--strength", "1e9"], ["--strength", "1", "--feature", "no_such_concept"]):
+        code, _, err = run_cli("steer", "storyworld", *bad)
+        assert code == 2 and len(err.strip().splitlines()) == 1
