@@ -85,6 +85,7 @@ TRICKS = [
     replace(LLMCORE, name="llmcore lr 1e-3", lr=1e-3, min_lr=1e-4, note="lower peak lr"),
     replace(LLMCORE, name="llmcore lr 6e-4", lr=6e-4, min_lr=6e-5, note="the plain recipe's lr"),
     replace(LLMCORE, name="llmcore batch 12", batch_size=12, note="the plain recipe's batch"),
+    replace(LLMCORE, name="llmcore batch 8", batch_size=8, note="smaller still: more steps per second"),
     replace(LLMCORE, name="llmcore batch 64", batch_size=64, note="bigger batch"),
     replace(LLMCORE, name="llmcore n_ctx 64", n_ctx=64, note="shorter context (val loss at 64 tokens of context)"),
     replace(LLMCORE, name="llmcore constant lr", schedule="constant", note="no cosine"),

@@ -1,33 +1,38 @@
 """Soak test for the dashboard: many concurrent browser sessions against one server, on loopback.
 
 Starts `streamlit run dashboard/streamlit_app.py` on 127.0.0.1 (the shipped config in
-.streamlit/config.toml), warms it up with one session that opens every page, then drives
-N sessions at once: one headless Chromium, one browser context (one visitor, one
-Streamlit session) each. Every session follows its own seeded random mix of what a
-class does: open pages, generate on Inference, play "guess the next token", step the
-tour, tokenize text, look at attention, steer on Interpretability (when the run has a
-sparse autoencoder), compare number formats, time the KV cache. One session (at most)
-trains a capped live model on Pre-training, switches it on in the sidebar and carries
-on with it, so every other session is measured while a training thread takes a core.
+.streamlit/config.toml) and warms it up with one visitor who opens every page and does
+every kind of action once, a 10-step live training included, so that what a server builds
+once (imports, the loaded model, caches) is in the baseline. Then N sessions act at once:
+one headless Chromium, one browser context (one visitor, one Streamlit session) each,
+each following its own seeded random mix of what a class does: open pages, generate on
+Inference, play "guess the next token", step the tour, tokenize text, look at attention,
+steer on Interpretability (when the run has a sparse autoencoder), compare number formats,
+time the KV cache. Session 0 trains a capped live model on Pre-training, switches it on
+in the sidebar and carries on with it, so the others are measured while a training
+thread takes a core.
 
-Per action it records the latency: from the click (or key) until the server reports
-that the script run it caused has finished (the `script_finished` message on the
-page's own websocket), and then checks the page for error elements (a traceback
-`stException`, an error alert, a connection-error dialog). The server's RSS is sampled
-all along: the baseline after warm-up, the peak while the sessions run, and the value
-after every session has closed and the server has idled (default 30 s).
+Every action is timed twice, from the page's own websocket: in the browser, from the
+click (or key) until the `script_finished` message of the run it caused; at the server,
+from the page's `rerun_script` request to that message (the browser's own work, which
+on one shared machine is most of the CPU, left out). Then the page is checked for error
+elements: a traceback (`stException`), an error alert, an error dialog, a lost
+connection. The server's RSS and CPU (and the browsers' CPU) are sampled all along: the
+baseline after warm-up, the peak while the sessions run, and the value after every
+session has closed and the server has idled (default 30 s).
 
-Bounded: sessions stop starting actions at --minutes, each action times out, each
-session does at most --max-actions, and the whole run has a hard deadline. All traffic
-stays on 127.0.0.1: the server binds there, and Chromium resolves no other host.
+Bounded: sessions stop starting actions at --minutes, each action times out, each session
+does at most --max-actions, and the whole run has a hard deadline. All traffic stays on
+127.0.0.1: the server binds there, and Chromium resolves no other host (what a page asks
+of another host is counted, and fails).
 
     .venv/bin/python scripts/soak_dashboard.py                         # 12 sessions, 3 minutes
     .venv/bin/python scripts/soak_dashboard.py --sessions 8 --minutes 2
 
 Needs /usr/bin/chromium and Playwright (scripts/setup.sh). Prints a summary and writes
 benchmarks/results/soak_dashboard.json (with the machine it ran on). Exits 1 when any
-error was shown or the server's memory did not come back to within --rss-bound of its
-baseline.
+error was shown, a page asked for another host, or the server's RSS did not come back
+to within --rss-bound-mb of its baseline.
 """
 
 from __future__ import annotations
@@ -70,7 +75,6 @@ PAGES = {
     "interpretability": ("Interpretability", "Interpretability"),
     "scale": ("Scale", "Scale"),
 }
-URL_PATHS = {"home": "", **{p: p for p in PAGES if p != "home"}}
 # what a session does next, with weights (a "view" opens a random page; the others open
 # their page first when the session is elsewhere, which counts as a view)
 MIX = {"view": 30, "generate": 14, "guess": 10, "tour_next": 6, "tokenize": 6, "steer": 8, "attention": 5,
@@ -107,13 +111,21 @@ def chromium_path() -> str | None:
 # --- the server and its memory ----------------------------------------------------------
 
 
+def _die_with_parent():
+    """In the server's process, before exec: ask Linux for SIGTERM when the soak dies, even by SIGKILL."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def start_server(port: int, log_path: Path) -> subprocess.Popen:
     """`streamlit run dashboard/streamlit_app.py` on 127.0.0.1:port; returns once it answers."""
     cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/streamlit_app.py", "--server.port", str(port),
            "--server.address", HOST, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     log = open(log_path, "w")  # noqa: SIM115 (the server writes to it until it stops)
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=log,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     deadline = time.time() + 120
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -138,39 +150,67 @@ def stop_server(proc: subprocess.Popen):
 
 
 class RssSampler(threading.Thread):
-    """Samples the server process's RSS (with any children) every `every` s, tagged with a phase."""
+    """Samples the server process's RSS (with any children) every `every` s, tagged with a phase.
 
-    def __init__(self, pid: int, every: float = 0.5):
+    It also adds up the CPU seconds of the server and of the clients (this process and
+    every other process it started: Playwright's driver, Chromium and its renderers),
+    to tell a slow server from slow browsers when both share the machine.
+    """
+
+    def __init__(self, pid: int, every: float = 1.0):
         super().__init__(name="rss-sampler", daemon=True)
         import psutil
 
         self.proc, self.every = psutil.Process(pid), every
-        self.phase, self.samples = "start", []  # (seconds since start, MB, phase)
+        # (seconds since start, MB, phase, server CPU seconds so far, client CPU seconds so far)
+        self.phase, self.samples = "start", []
         self.t0, self._halt = time.monotonic(), threading.Event()
+        self._clients: dict[int, float] = {}  # pid -> CPU seconds last seen (kept after it exits)
 
-    def rss_mb(self) -> float:
+    def client_cpu(self) -> float:
+        import psutil
+
+        me = psutil.Process()
+        for p in [me, *me.children(recursive=True)]:
+            if p.pid == self.proc.pid:
+                continue
+            try:
+                self._clients[p.pid] = sum(p.cpu_times()[:2])
+            except psutil.Error:
+                pass
+        return sum(self._clients.values())
+
+    def measure(self) -> tuple[float, float]:
+        """(RSS in MB, CPU seconds used) of the server and its children, now."""
         import psutil
 
         try:
-            total = self.proc.memory_info().rss
+            total, cpu = self.proc.memory_info().rss, sum(self.proc.cpu_times()[:2])
             for child in self.proc.children(recursive=True):
                 total += child.memory_info().rss
         except psutil.Error:
-            return float("nan")
-        return total / MB
+            return float("nan"), float("nan")
+        return total / MB, cpu
 
     def run(self):
         while not self._halt.is_set():
-            self.samples.append((round(time.monotonic() - self.t0, 2), round(self.rss_mb(), 1), self.phase))
+            mb, cpu = self.measure()
+            self.samples.append((round(time.monotonic() - self.t0, 2), round(mb, 1), self.phase, round(cpu, 2),
+                                 round(self.client_cpu(), 2)))
             self._halt.wait(self.every)
 
     def stop(self):
         self._halt.set()
         self.join(timeout=5)
 
+    def cpu_s(self, phase: str, clients: bool = False) -> float | None:
+        """CPU seconds the server (or the clients) used during one phase."""
+        cpu = [row[4 if clients else 3] for row in self.samples if row[2] == phase]
+        return cpu[-1] - cpu[0] if len(cpu) > 1 else None
+
     def of(self, phase: str, last_s: float | None = None) -> list[float]:
         """The MB samples of one phase (only those of its last `last_s` seconds, if given)."""
-        rows = [(t, mb) for t, mb, p in self.samples if p == phase]
+        rows = [(row[0], row[1]) for row in self.samples if row[2] == phase]
         if last_s is not None and rows:
             rows = [(t, mb) for t, mb in rows if t >= rows[-1][0] - last_s]
         return [mb for _t, mb in rows]
@@ -185,22 +225,43 @@ class Runs:
     Streamlit sends one ForwardMsg per binary frame; a finished run is a tiny
     `script_finished` message (status 0: a full run finished, 1: compile error,
     2: stopped early for a rerun, 3: a fragment run finished). Big frames (elements,
-    figures) are skipped unparsed.
+    figures) are skipped unparsed. The page asks for a run with a `rerun_script`
+    BackMsg; the time from sending it to the run's end is the server's share of an
+    action's latency (the rest is the browser: input, layout, drawing charts).
     """
 
     def __init__(self, page):
+        from streamlit.proto.BackMsg_pb2 import BackMsg
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-        self._msg = ForwardMsg
+        self._msg, self._back = ForwardMsg, BackMsg
         self.full: list[float] = []  # times full runs finished
+        self.sent: list[float] = []  # times the page asked for a (full) run
         self.fragments = 0  # fragment runs finished (the live-training progress polls)
-        self.sockets = 0
+        self.sockets = 0  # websockets opened: more than one means the page lost its connection
         self.changed = asyncio.Event()
         page.on("websocket", self._socket)
 
     def _socket(self, ws):
         self.sockets += 1
         ws.on("framereceived", self._frame)
+        ws.on("framesent", self._sent)
+
+    def _sent(self, payload):
+        if isinstance(payload, str) or len(payload) > 65536:
+            return
+        msg = self._back()
+        try:
+            msg.ParseFromString(payload)
+        except Exception:
+            return
+        if msg.WhichOneof("type") == "rerun_script" and not msg.rerun_script.fragment_id:
+            self.sent.append(time.monotonic())
+
+    def server_s(self, t_start: float, t_end: float) -> float | None:
+        """Seconds from the first run asked for after `t_start` to `t_end` (None if none was asked)."""
+        asked = [t for t in self.sent if t_start <= t <= t_end]
+        return t_end - asked[0] if asked else None
 
     def _frame(self, payload):
         if isinstance(payload, str) or len(payload) > 2048:
@@ -247,6 +308,8 @@ class Visitor:
 
     async def open(self):
         self.context = await self.soak.browser.new_context(viewport={"width": 1300, "height": 1000})
+        self.context.set_default_timeout(ACTION_TIMEOUT * 1000)  # a busy machine is slow, not broken
+        self.context.set_default_navigation_timeout(ACTION_TIMEOUT * 1000)
         self.page = await self.context.new_page()
         self.page.on("request", self._request)
         self.runs = Runs(self.page)
@@ -301,19 +364,27 @@ class Visitor:
         """Do one interaction, time it until its script run finishes, and look for errors."""
         mark = len(self.runs.full)
         t_start = time.monotonic()
-        latency, errors = None, []
+        latency = server = None
         try:
             await asyncio.wait_for(do(), timeout)
-            t_end = await self.runs.wait_full(mark, timeout) if reruns else time.monotonic()
+            if reruns:
+                try:
+                    t_end = await self.runs.wait_full(mark, timeout)
+                except TimeoutError as e:  # say whether the page asked at all: browser or server?
+                    asked = any(t >= t_start for t in self.runs.sent)
+                    raise TimeoutError(f"{e} (the page {'asked for one' if asked else 'never asked for one'})") from None
+                server = self.runs.server_s(t_start, t_end)
+            else:
+                t_end = time.monotonic()
             latency = t_end - t_start
             await self.quiet()
             if check is not None:
-                await asyncio.wait_for(check(), 30)
+                await asyncio.wait_for(check(), 60)
             errors = await self.errors()
         except Exception as e:  # a timeout, a missing element, a closed page: an error of this action
             errors = [f"{kind}: {type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}"]
         self.actions += 1
-        self.soak.record(self, kind, page or self.where, t_start, latency, errors)
+        self.soak.record(self, kind, page or self.where, t_start, latency, errors, server)
         return not errors
 
     # -- navigation and actions --
@@ -340,8 +411,10 @@ class Visitor:
         return True if self.where == name else await self.view(name)
 
     async def commit_text(self, label: str, text: str, kind: str, key: str = "Control+Enter"):
-        """Type into a text area or input and apply it (one script run)."""
+        """Type into a text area or input and apply it (one script run; none when it holds `text` already)."""
         box = self.page.get_by_label(label, exact=True).first
+        if await box.input_value() == text:  # Streamlit reruns only for a new value
+            return True
 
         async def do():
             await box.fill(text)
@@ -439,7 +512,7 @@ class Visitor:
         t0 = time.monotonic()
         training = self.soak.training if track else {}
         training["started"] = t0
-        polls = self.runs.fragments
+        polls, runs = self.runs.fragments, len(self.runs.full)
         if not await self.click("train", "Train"):
             training["ended"] = time.monotonic()
             return
@@ -450,17 +523,27 @@ class Visitor:
 
         while time.monotonic() - t0 < MAX_SECONDS + 120:
             if await done.count():
-                status = "done" if await self.page.locator('[data-testid="stAlertContentSuccess"]').count() else "error"
+                success = self.page.locator('[data-testid="stAlertContentSuccess"]')
+                status = "done" if await success.count() else "error"
+                if status == "done" and (m := re.search(r"Trained: (\d+) steps", await success.first.inner_text())):
+                    training["trained_steps"] = int(m.group(1))  # fewer than asked: the time cap stopped it
                 break
             await asyncio.sleep(0.5)
         training.update(ended=time.monotonic(), status=status, seconds=round(time.monotonic() - t0, 1),
-                                  steps=steps, progress_polls=self.runs.fragments - polls)
-        await self.quiet(calm=1.0)
-        errors = await self.errors()
-        self.soak.record(self, "train_done", "pretraining", t0, None, errors if status == "done" else
-                         errors + [f"live training ended as {status!r}"])
+                        steps=steps, progress_polls=self.runs.fragments - polls)
+        errors = [] if status == "done" else [f"live training ended as {status!r}"]
         toggle = self.page.locator('[data-testid="stSidebar"]').get_by_text("Use my trained model", exact=True)
-        if status == "done" and await toggle.count():
+        if status == "done":  # the fragment's st.rerun(): the full run after the Train one draws the sidebar toggle
+            try:
+                await self.runs.wait_full(runs + 1, 60)
+                await self.quiet(calm=1.0)
+                if not await toggle.count():
+                    errors.append("the sidebar offers no 'Use my trained model' after the training")
+            except TimeoutError as e:
+                errors.append(f"no full run after the training: {e}")
+        errors += await self.errors()
+        self.soak.record(self, "train_done", "pretraining", t0, None, errors)
+        if not errors:
             await self.act("use_live", toggle.first.click)
 
     async def warm(self, train: bool):
@@ -482,13 +565,17 @@ class Visitor:
         await self.open()
         kinds, weights = list(MIX), list(MIX.values())
         while time.monotonic() < self.soak.deadline and self.actions < self.soak.max_actions:
-            if self.trainer and not self.soak.training:
-                await self.train(self.soak.train_steps)
-            else:
-                kind = self.rng.choices(kinds, weights)[0]
-                if kind == "steer" and not self.can_steer:
-                    kind = "attention"
-                await self.do_kind(kind)
+            kind = "train" if self.trainer and not self.soak.training else self.rng.choices(kinds, weights)[0]
+            if kind == "steer" and not self.can_steer:
+                kind = "attention"
+            try:
+                await (self.train(self.soak.train_steps) if kind == "train" else self.do_kind(kind))
+            except Exception as e:  # an element that never came (outside a timed action): note it, go on
+                if self.page.is_closed():
+                    raise
+                self.soak.record(self, kind, self.where, time.monotonic(), None,
+                                 [f"{kind}: {type(e).__name__}: {str(e).strip().splitlines()[0][:200]}"])
+                self.actions += 1
             await asyncio.sleep(self.rng.uniform(*self.soak.think))
 
 
@@ -507,6 +594,8 @@ class Soak:
         self.offhost: list[str] = []  # URLs the pages asked for on another host (never reached)
         self.warm_seconds = 0.0
         self.per_session: list[int] = []  # actions each session did
+        self.wall_s = 0.0  # from the first session's arrival to the last one's leaving
+        self.sockets: list[int] = []  # websockets each session opened (1 unless it lost its connection)
         self.training: dict = {}  # the tracked live training: started, ended, status, seconds, ...
         self.start(args.minutes)
 
@@ -516,12 +605,13 @@ class Soak:
         self.deadline = self.t0 + minutes * 60
 
     def record(self, visitor: Visitor, kind: str, page: str | None, t_start: float, latency: float | None,
-               errors: list[str]):
+               errors: list[str], server: float | None = None):
         tr = self.training
         during = bool(tr) and tr.get("started", 1e18) <= t_start <= tr.get("ended", 1e18)
         rows = self.rows if visitor.index >= 0 else self.warm_rows
         rows.append({"session": visitor.index, "kind": kind, "page": page, "t": round(t_start - self.t0, 2),
-                     "latency_s": None if latency is None else round(latency, 3), "training": during,
+                     "latency_s": None if latency is None else round(latency, 3),
+                     "server_s": None if server is None else round(server, 3), "training": during,
                      "errors": errors})
         for e in errors:
             print(f"  session {visitor.index} {kind} on {page}: {e}", file=sys.stderr)
@@ -567,8 +657,9 @@ async def drive(args, url: str, sampler: RssSampler) -> Soak:
                 soak.record(visitors[0], "soak", None, time.monotonic(), None, [f"hard deadline of {hard:.0f} s hit"])
                 for v in visitors:
                     await v.close()
-            soak.sockets = sum(v.runs.sockets for v in visitors if v.runs)
+            soak.sockets = [v.runs.sockets if v.runs else 0 for v in visitors]
             soak.per_session = [v.actions for v in visitors]
+            soak.wall_s = time.monotonic() - soak.t0
         finally:
             await browser.close()
     return soak
@@ -583,14 +674,20 @@ def server_problems(log_path: Path) -> list[str]:
 def summarise(soak: Soak, sampler: RssSampler, args, problems: list[str]) -> dict:
     rows = soak.rows
     lat = [r["latency_s"] for r in rows if r["latency_s"] is not None]
+    srv = [r["server_s"] for r in rows if r.get("server_s") is not None]
     by_kind = {}
     for kind in sorted({r["kind"] for r in rows}):
         xs = [r["latency_s"] for r in rows if r["kind"] == kind and r["latency_s"] is not None]
-        by_kind[kind] = {"n": sum(r["kind"] == kind for r in rows), "errors": sum(bool(r["errors"]) for r in rows if r["kind"] == kind),
-                         "p50_s": _r(percentile(xs, 50)), "p95_s": _r(percentile(xs, 95)), "max_s": _r(max(xs, default=None))}
+        ss = [r["server_s"] for r in rows if r["kind"] == kind and r.get("server_s") is not None]
+        by_kind[kind] = {"n": sum(r["kind"] == kind for r in rows),
+                         "errors": sum(bool(r["errors"]) for r in rows if r["kind"] == kind),
+                         "p50_s": _r(percentile(xs, 50)), "p95_s": _r(percentile(xs, 95)), "max_s": _r(max(xs, default=None)),
+                         "server_p50_s": _r(percentile(ss, 50)), "server_p95_s": _r(percentile(ss, 95))}
     # starvation: the light actions (page views) while the live training ran, against the rest
     views = {flag: [r["latency_s"] for r in rows if r["kind"] == "view" and r["training"] is flag and r["latency_s"]]
              for flag in (True, False)}
+    views_srv = {flag: [r["server_s"] for r in rows if r["kind"] == "view" and r["training"] is flag and r["server_s"]]
+                 for flag in (True, False)}
     baseline = statistics.median(sampler.of("baseline") or [float("nan")])
     during = sampler.of("sessions")
     after = statistics.median(sampler.of("idle", last_s=5) or [float("nan")])
@@ -598,7 +695,7 @@ def summarise(soak: Soak, sampler: RssSampler, args, problems: list[str]) -> dic
     errors = [{"session": r["session"], "kind": r["kind"], "page": r["page"], "t": r["t"], "error": e}
               for r in soak.warm_rows + rows for e in r["errors"]]
     # fairness: every session's own median latency and action count
-    per_session = [{"session": i, "actions": n,
+    per_session = [{"session": i, "actions": n, "websockets": soak.sockets[i] if i < len(soak.sockets) else None,
                     "p50_s": _r(percentile([r["latency_s"] for r in rows if r["session"] == i and r["latency_s"]], 50))}
                    for i, n in enumerate(soak.per_session)]
     offhost = {}
@@ -613,6 +710,7 @@ def summarise(soak: Soak, sampler: RssSampler, args, problems: list[str]) -> dic
                      "run": os.environ.get("LLMCORE_DASHBOARD_RUN") or "storyworld", "mix": MIX},
         "sessions": args.sessions,
         "actions": len(rows),
+        "load_average": [round(x, 2) for x in os.getloadavg()],  # 1, 5, 15 min: how busy the machine was
         "actions_per_session": {"min": min(soak.per_session, default=0), "max": max(soak.per_session, default=0)},
         "sessions_detail": per_session,
         "warm_up": {"actions": len(soak.warm_rows), "seconds": _r(soak.warm_seconds, 1), "log": soak.warm_rows},
@@ -623,10 +721,19 @@ def summarise(soak: Soak, sampler: RssSampler, args, problems: list[str]) -> dic
         "latency_s": {"p50": _r(percentile(lat, 50)), "p95": _r(percentile(lat, 95)), "max": _r(max(lat, default=None)),
                       "n": len(lat)},
         "latency_by_kind": by_kind,
+        "server_latency_s": {"p50": _r(percentile(srv, 50)), "p95": _r(percentile(srv, 95)),
+                             "max": _r(max(srv, default=None)), "n": len(srv)},
+        "cpu_s": {"server": _r(sampler.cpu_s("sessions"), 1), "clients": _r(sampler.cpu_s("sessions", clients=True), 1),
+                  "server_idle": _r(sampler.cpu_s("idle"), 1), "wall": _r(soak.wall_s, 1),
+                  "server_per_action": _r((sampler.cpu_s("sessions") or 0) / max(len(rows), 1), 3)},
         "views_during_training_s": {"n": len(views[True]), "p50": _r(percentile(views[True], 50)),
-                                    "p95": _r(percentile(views[True], 95))},
+                                    "p95": _r(percentile(views[True], 95)),
+                                    "server_p50": _r(percentile(views_srv[True], 50)),
+                                    "server_p95": _r(percentile(views_srv[True], 95))},
         "views_otherwise_s": {"n": len(views[False]), "p50": _r(percentile(views[False], 50)),
-                              "p95": _r(percentile(views[False], 95))},
+                              "p95": _r(percentile(views[False], 95)),
+                              "server_p50": _r(percentile(views_srv[False], 50)),
+                              "server_p95": _r(percentile(views_srv[False], 95))},
         "training": soak.training and {k: v for k, v in soak.training.items() if k not in ("started", "ended")},
         "rss_mb": {"baseline": _r(baseline, 1), "peak": _r(peak, 1), "after": _r(after, 1),
                    "after_minus_baseline": _r(after - baseline, 1),
@@ -655,9 +762,9 @@ def main(argv=None) -> int:
     ap.add_argument("--stagger", type=float, default=1.0, help="seconds between two visitors' arrivals")
     ap.add_argument("--idle", type=float, default=30.0, help="seconds the server idles after the sessions end")
     ap.add_argument("--baseline-s", type=float, default=5.0, help="seconds of baseline sampling after warm-up")
-    ap.add_argument("--rss-bound-mb", type=float, default=60.0,
+    ap.add_argument("--rss-bound-mb", type=float, default=40.0,
                     help="RSS after may exceed the baseline by this many MB (or --rss-bound-frac of it, the larger)")
-    ap.add_argument("--rss-bound-frac", type=float, default=0.15)
+    ap.add_argument("--rss-bound-frac", type=float, default=0.05)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "soak_dashboard.json")
     a = ap.parse_args(argv)
     if not 1 <= a.sessions <= 40:
@@ -685,8 +792,10 @@ def main(argv=None) -> int:
         print(f"sessions closed; idling {a.idle:g} s", file=sys.stderr)
         time.sleep(a.idle)
     finally:
-        sampler.stop()
-        stop_server(proc)
+        try:
+            sampler.stop()
+        finally:
+            stop_server(proc)  # whatever happened, the server goes
     result = summarise(soak, sampler, a, server_problems(log_path))
 
     from benchmarks.common import machine_info
@@ -700,9 +809,18 @@ def main(argv=None) -> int:
           f"off-host requests {sum(result['offhost_requests'].values())} (blocked)")
     for u in result["offhost_requests"]:
         print(f"  the page asked for {u}")
-    print(f"latency p50 {lat['p50']} s  p95 {lat['p95']} s  max {lat['max']} s")
-    print(f"page views p95: {result['views_during_training_s']['p95']} s during the live training, "
-          f"{result['views_otherwise_s']['p95']} s otherwise; training: {result['training']}")
+    srv, cpu = result["server_latency_s"], result["cpu_s"]
+    print(f"latency in the browser p50 {lat['p50']} s  p95 {lat['p95']} s  max {lat['max']} s;  "
+          f"at the server p50 {srv['p50']} s  p95 {srv['p95']} s  max {srv['max']} s")
+    print(f"CPU in {cpu['wall']} s: server {cpu['server']} s, browsers and driver {cpu['clients']} s "
+          f"(load average {result['load_average']} on {os.cpu_count()} cores)")
+    for kind, k in result["latency_by_kind"].items():
+        print(f"  {kind:<11} n {k['n']:>4}  browser p50 {k['p50_s']} p95 {k['p95_s']} max {k['max_s']}  "
+              f"server p50 {k['server_p50_s']} p95 {k['server_p95_s']}  errors {k['errors']}")
+    during, other = result["views_during_training_s"], result["views_otherwise_s"]
+    print(f"page views at the server p50/p95: {during['server_p50']}/{during['server_p95']} s during the live "
+          f"training (n {during['n']}), {other['server_p50']}/{other['server_p95']} s otherwise (n {other['n']}); "
+          f"training: {result['training']}")
     print(f"RSS baseline {rss['baseline']} MB  peak {rss['peak']} MB  after {rss['after']} MB "
           f"({rss['after_minus_baseline']:+} MB)  per session {rss['per_session']} MB")
     print(f"wrote {a.out}")

@@ -222,6 +222,17 @@ def activation_histogram(enc: Encoded, feature: int, bins: int = 30) -> dict:
 
 
 @torch.no_grad()
+def logit_effects_all(model, sae) -> torch.Tensor:
+    """Every feature's direct effect on every logit: [d_sae, d_vocab] = ((W_dec - mean) * w) @ W_U.
+
+    LayerNorm's centring and scale w are applied exactly; its division by the residual
+    stream's norm is dropped (one positive number per token, so rankings are unchanged).
+    """
+    d = (sae.W_dec - sae.W_dec.mean(1, keepdim=True)) * model.ln_final.w  # [d_sae, d_model]
+    return d @ model.W_U
+
+
+@torch.no_grad()
 def logit_effects(model, tokenizer, sae, feature: int, k: int = 10) -> dict:
     """Tokens the feature's direction pushes up and down: (W_dec[f] - mean) * ln_final.w @ W_U."""
     check_feature(sae, feature)
@@ -262,7 +273,7 @@ def report(run, sae, *, concept: str | None = None, feature: int | None = None, 
            "metrics": {k: v for k, v in (getattr(sae, "metrics", None) or {}).items() if k != "concepts"},
            "concepts": (getattr(sae, "metrics", None) or {}).get("concepts", {})}
     if concept is not None or feature is not None:
-        f = resolve_feature(sae, concept if feature is None else feature)
+        f = resolve_feature(sae, concept if feature is None else feature, purpose="label")
         enc = encode_text(run, sae, load_corpus("storyworld", "val", n_chars=n_chars).text)
         out["feature"] = describe_feature(run, sae, f, enc, n_contexts=top)
     return out

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 FORMAT, FORMAT_VERSION = "llmcore-sae", 1
 TENSORS = ("W_enc", "b_enc", "W_dec", "b_dec")
+STEER_CONCEPTS = ("golden_gate_bridge",)  # concepts whose steering feature is searched for at training
 RESID_HOOKS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out")
 
 
@@ -118,7 +119,8 @@ def train_sae_for_run(run_or_path, cfg: SAEConfig | None = None, *, layer: int |
 
     `layer` picks `blocks.{layer}.hook_resid_post`; other keywords override SAEConfig fields
     (d_sae, k, steps, seed, ...). Events: "collect", "step"..., "eval", "done". With `label`
-    and a story-world run, the best feature for every planted concept is found and stored
+    and a story-world run, the best feature for every planted concept (`label_features`) and
+    the best steering feature and strength for STEER_CONCEPTS (`find_steering`) are stored
     in the file's metadata, so `steer --feature golden_gate_bridge` needs no search.
     """
     import time
@@ -159,12 +161,15 @@ def train_sae_for_run(run_or_path, cfg: SAEConfig | None = None, *, layer: int |
     emit(SAEEvent("eval", cfg.steps, cfg.steps, elapsed=time.perf_counter() - t0))
     val = windows(run.tokenizer.encode(load_corpus(corpus, "val").text), n_ctx)[:256]
     metrics = evaluate_sae(model, sae, val)
-    concepts = {}
-    if label and corpus == "storyworld":
+    concepts, steering = {}, {}
+    if label and corpus == "storyworld":  # 4. name the planted concepts' features, find the steering pick
         from llmcore.interpret.features import label_features
+        from llmcore.interpret.steer import find_steering
 
         concepts = {c: m.to_dict() for c, m in label_features(run, sae).items()}
-    metrics |= {"train_seconds": round(time.perf_counter() - t0, 1), "concepts": concepts}
+        sae.metrics = {"concepts": concepts}
+        steering = {c: find_steering(run, sae, c) for c in STEER_CONCEPTS}
+    metrics |= {"train_seconds": round(time.perf_counter() - t0, 1), "concepts": concepts, "steering": steering}
     path = Path(out) if out else run.path / SAE_FILE
     save_sae(sae, path, metrics=metrics, model_sha256=file_sha256(run.path / MODEL_FILE))
     emit(SAEEvent("done", cfg.steps, cfg.steps, elapsed=time.perf_counter() - t0, info=metrics))

@@ -33,6 +33,7 @@ MAX_STRENGTH = 1000.0  # far past any useful value: residual norms here are tens
 PROMPT_PREFIX = "Mia looked up at the tall red towers of the Golden Gate Bridge. "
 NEUTRAL_PROMPTS = ("Once upon a time", "Mia went to the", "One day,", "Tom and his dog", "It was a",
                    "Leo found a", "After lunch,", "The little girl", "Every morning,", "Sam said,")
+SEARCH_PROMPTS = ("There once was a", "Nina and Ben", "It was a cold", "The next day,", "Omar looked at")
 
 
 def check_strength(strength) -> float:
@@ -43,17 +44,28 @@ def check_strength(strength) -> float:
     return float(strength)
 
 
-def resolve_feature(sae, feature) -> int:
-    """A feature index from an int, a digit string, or a concept name ("golden_gate_bridge")."""
+def resolve_feature(sae, feature, purpose: str = "steer") -> int:
+    """A feature index from an int, a digit string, or a concept name ("golden_gate_bridge").
+
+    For a concept name, purpose "steer" prefers the feature `find_steering` picked (stored
+    in the SAE file), "label" the one `label_features` picked as the concept's detector.
+    """
     if isinstance(feature, str) and feature.strip().isdigit():
         feature = int(feature)
     if isinstance(feature, str):
-        concepts = (getattr(sae, "metrics", None) or {}).get("concepts", {})
-        if feature not in concepts:
+        metrics = getattr(sae, "metrics", None) or {}
+        concepts = metrics.get("concepts", {})
+        picked = metrics.get("steering", {}) if purpose == "steer" else {}
+        if feature not in concepts and feature not in picked:
             known = ", ".join(concepts) or "none (train the SAE on a story-world run to label them)"
             raise UserError(f"no feature is labelled {feature!r}; labelled concepts: {known}")
-        feature = concepts[feature]["feature"]
+        feature = (picked.get(feature) or concepts[feature])["feature"]
     return check_feature(sae, feature)
+
+
+def recommended_strength(sae, concept: str = "golden_gate_bridge") -> float | None:
+    """The clamp strength `find_steering` chose for `concept`, if the SAE file has one."""
+    return ((getattr(sae, "metrics", None) or {}).get("steering", {}).get(concept) or {}).get("strength")
 
 
 def clamp_hook(sae, feature: int, strength: float):
@@ -124,8 +136,51 @@ def continuation_loss(model, context_ids: list[int], new_ids: list[int]) -> floa
     return float(nll[-n_new:].mean())
 
 
+def find_steering(run, sae, concept: str = "golden_gate_bridge", *, n_candidates: int = 4,
+                  factors=(1.0, 1.5, 2.0, 3.0), prompts=SEARCH_PROMPTS, seeds=range(3),
+                  max_loss_increase: float = 1.0, sampling=None) -> dict:
+    """Find the feature and strength that best steer towards `concept`, by trying them.
+
+    A feature that *detects* a concept does not always *steer* towards it: one that fires
+    on the token "bridge" may, clamped, only make the model stutter. So candidates come two
+    ways: the best detectors (F1 on a labelling text) and the features whose direction most
+    raises the concept's keywords through the unembedding. Each is clamped at `factors` x
+    its largest activation on the labelling text, generating from `prompts` (kept apart
+    from NEUTRAL_PROMPTS, on which the benchmark reports). The pick has the highest mention
+    rate among settings whose fluency loss stays within `max_loss_increase` nats of plain.
+    """
+    from llmcore.corpus import CONCEPT_WORDS, storyworld
+    from llmcore.generate import Sampling
+    from llmcore.interpret import features as F
+
+    lab = storyworld(F.LABEL_SEED, 60_000)
+    enc = F.encode_text(run, sae, lab.text)  # acts [n_tokens, d_sae]
+    detectors = F.screen(enc.acts, F.token_labels(enc.tokens, lab.spans, concept)).topk(n_candidates).indices
+    words = CONCEPT_WORDS[concept]
+    ids = sorted({run.tokenizer.encode(" " + w)[0] for w in words} | {run.tokenizer.encode(" " + w.title())[0] for w in words})
+    effects = F.logit_effects_all(run.model, sae)  # [d_sae, d_vocab]
+    push = effects[:, ids].mean(1) - effects.mean(1)  # [d_sae]: raises the keywords more than the rest
+    candidates = list(dict.fromkeys(detectors.tolist() + push.topk(n_candidates).indices.tolist()))
+    s = sampling or Sampling(temperature=0.8, max_new_tokens=24)
+    plain = steering_eval(run, sae, candidates[0], 0.0, prompts=prompts, seeds=seeds, concept=concept,
+                          sampling=s, conditions=("plain",))["plain"]
+    tried = []
+    for f in candidates:
+        top = float(enc.acts[:, f].max())
+        for k in factors:
+            r = steering_eval(run, sae, f, round(k * top, 3), prompts=prompts, seeds=seeds, concept=concept,
+                              sampling=s, conditions=("steered",))["steered"]
+            tried.append({"feature": f, "strength": round(k * top, 3), "mention_rate": r["mention_rate"],
+                          "fluency_loss": round(r["fluency_loss"], 4)})
+    readable = [t for t in tried if t["fluency_loss"] <= plain["fluency_loss"] + max_loss_increase] or tried
+    best = max(readable, key=lambda t: (t["mention_rate"], -t["fluency_loss"]))
+    return {**best, "plain_mention_rate": plain["mention_rate"], "plain_fluency_loss": round(plain["fluency_loss"], 4),
+            "tried": tried}
+
+
 def steering_eval(run, sae, feature, strength: float, *, prompts=NEUTRAL_PROMPTS, seeds=range(5),
-                  concept: str = "golden_gate_bridge", sampling=None, mode: str = "clamp", prefix: str = PROMPT_PREFIX):
+                  concept: str = "golden_gate_bridge", sampling=None, mode: str = "clamp", prefix: str = PROMPT_PREFIX,
+                  conditions=("plain", "steered", "prompted")):
     """Mention rate and fluency without steering, steered, and with the prompting baseline.
 
     One generation per (prompt, seed) and condition; a generation "mentions" the concept
@@ -140,18 +195,19 @@ def steering_eval(run, sae, feature, strength: float, *, prompts=NEUTRAL_PROMPTS
     hook = steering_hook(sae, feature, strength, mode)
     base = sampling or Sampling(temperature=0.8, max_new_tokens=40)
     tok, model = run.tokenizer, run.model
-    conditions = {"plain": ("", []), "steered": ("", [hook]), "prompted": (prefix, [])}
-    out = {}
-    for name, (pre, hooks) in conditions.items():
+    setups = {"plain": ("", []), "steered": ("", [hook]), "prompted": (prefix, [])}
+    seeds, out = list(seeds), {}
+    for name in conditions:
+        pre, hooks = setups[name]
         hits, losses, examples = 0, [], []
         for prompt in prompts:
-            for seed in seeds:
+            for seed in seeds:  # the same seeds in every condition: differences come from the condition
                 s = replace(base, seed=seed)
                 new = [st.token_id for st in steps(model, tok, pre + prompt, s, fwd_hooks=hooks)]
                 text = tok.decode(new)
                 hits += mentions(text, concept)
                 losses.append(continuation_loss(model, tok.encode(pre + prompt), new))
-                if seed == 0:
+                if seed == seeds[0]:
                     examples.append(prompt + text)
         n = len(losses)
         out[name] = {"mention_rate": hits / n, "fluency_loss": sum(losses) / n, "examples": examples}
