@@ -139,7 +139,7 @@ def encode_prompt(tokenizer, prompt: str, n_ctx: int) -> tuple[list[int], list[s
     return ids, notices
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def steps(
     model,
     tokenizer,

@@ -43,6 +43,25 @@ from transformer_lens.HookedRootModule import HookedRootModule
 from llmcore.errors import UserError
 
 
+class Hook(HookPoint):
+    """A TransformerLens HookPoint that is free when nothing is attached.
+
+    An idle HookPoint is an identity function, but calling any nn.Module costs a few
+    microseconds; at ~40 hook points per forward that is ~8% of a decode step for the
+    shipped model (benchmarks/bench_decode.py). With a hook attached it behaves exactly
+    like TransformerLens's HookPoint.
+    """
+
+    def __call__(self, x):
+        if self._forward_hooks or self._forward_pre_hooks or self._backward_hooks or self._backward_pre_hooks:
+            return super().__call__(x)
+        return x
+
+
+def _dropout(x, p: float, training: bool):
+    return F.dropout(x, p, training) if training and p > 0 else x
+
+
 @dataclass
 class GPTConfig:
     """The shape of a GPT. Every number here fixes how many parameters it has."""
@@ -143,7 +162,7 @@ class LayerNorm(nn.Module):
         self.eps = cfg.ln_eps
         self.w = nn.Parameter(torch.ones(cfg.d_model))
         self.b = nn.Parameter(torch.zeros(cfg.d_model))
-        self.hook_normalized = HookPoint()  # [batch, pos, d_model]
+        self.hook_normalized = Hook()  # [batch, pos, d_model]
 
     def forward(self, x):
         return self.hook_normalized(F.layer_norm(x, x.shape[-1:], self.w, self.b, self.eps))
@@ -180,12 +199,12 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)  # [d_model] -> [q | k | v]
         self.out = nn.Linear(cfg.d_model, cfg.d_model)  # heads, concatenated -> residual
         self.dropout = cfg.dropout
-        self.hook_q = HookPoint()  # [batch, pos, head, d_head]
-        self.hook_k = HookPoint()
-        self.hook_v = HookPoint()
-        self.hook_attn_scores = HookPoint()  # [batch, head, query_pos, key_pos], before softmax
-        self.hook_pattern = HookPoint()  # [batch, head, query_pos, key_pos], rows sum to 1
-        self.hook_z = HookPoint()  # [batch, pos, head, d_head], the heads' outputs
+        self.hook_q = Hook()  # [batch, pos, head, d_head]
+        self.hook_k = Hook()
+        self.hook_v = Hook()
+        self.hook_attn_scores = Hook()  # [batch, head, query_pos, key_pos], before softmax
+        self.hook_pattern = Hook()  # [batch, head, query_pos, key_pos], rows sum to 1
+        self.hook_z = Hook()  # [batch, pos, head, d_head], the heads' outputs
 
     def _per_head(self, W):  # [d_model out, d_model in] -> [head, d_model, d_head]
         c = self.cfg
@@ -236,7 +255,7 @@ class Attention(nn.Module):
             mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=past)
             scores = self.hook_attn_scores(scores.masked_fill(~mask, float("-inf")))
             pattern = self.hook_pattern(scores.softmax(dim=-1))
-            pattern = F.dropout(pattern, self.dropout, self.training)
+            pattern = _dropout(pattern, self.dropout, self.training)
             z = pattern @ v  # [B, nh, T, hs]
         else:
             p = self.dropout if self.training else 0.0
@@ -258,8 +277,8 @@ class MLP(nn.Module):
         super().__init__()
         self.fc_in = nn.Linear(cfg.d_model, cfg.d_mlp)
         self.fc_out = nn.Linear(cfg.d_mlp, cfg.d_model)
-        self.hook_pre = HookPoint()  # [batch, pos, d_mlp]
-        self.hook_post = HookPoint()  # [batch, pos, d_mlp]
+        self.hook_pre = Hook()  # [batch, pos, d_mlp]
+        self.hook_post = Hook()  # [batch, pos, d_mlp]
 
     def forward(self, x):
         # GPT-2's GELU is the tanh approximation ("gelu_new" in Hugging Face)
@@ -278,18 +297,18 @@ class Block(nn.Module):
         self.attn = Attention(cfg)
         self.ln2 = LayerNorm(cfg)
         self.mlp = MLP(cfg)
-        self.hook_resid_pre = HookPoint()  # [batch, pos, d_model]
-        self.hook_attn_out = HookPoint()
-        self.hook_resid_mid = HookPoint()
-        self.hook_mlp_out = HookPoint()
-        self.hook_resid_post = HookPoint()
+        self.hook_resid_pre = Hook()  # [batch, pos, d_model]
+        self.hook_attn_out = Hook()
+        self.hook_resid_mid = Hook()
+        self.hook_mlp_out = Hook()
+        self.hook_resid_post = Hook()
 
     def forward(self, x, cache: KVCache | None = None):
         x = self.hook_resid_pre(x)
         attn_out = self.hook_attn_out(self.attn(self.ln1(x), cache, self.layer))
-        x = self.hook_resid_mid(x + F.dropout(attn_out, self.dropout, self.training))
+        x = self.hook_resid_mid(x + _dropout(attn_out, self.dropout, self.training))
         mlp_out = self.hook_mlp_out(self.mlp(self.ln2(x)))
-        return self.hook_resid_post(x + F.dropout(mlp_out, self.dropout, self.training))
+        return self.hook_resid_post(x + _dropout(mlp_out, self.dropout, self.training))
 
 
 class GPT(HookedRootModule):
@@ -307,8 +326,8 @@ class GPT(HookedRootModule):
         self.cfg = cfg
         self.W_E = nn.Parameter(torch.empty(cfg.d_vocab, cfg.d_model))  # token embedding
         self.W_pos = nn.Parameter(torch.empty(cfg.n_ctx, cfg.d_model))  # position embedding
-        self.hook_embed = HookPoint()  # [batch, pos, d_model]
-        self.hook_pos_embed = HookPoint()
+        self.hook_embed = Hook()  # [batch, pos, d_model]
+        self.hook_pos_embed = Hook()
         self.blocks = nn.ModuleList([Block(cfg, i) for i in range(cfg.n_layers)])
         self.ln_final = LayerNorm(cfg)
         self.init_weights(seed)
@@ -345,13 +364,12 @@ class GPT(HookedRootModule):
                 f"{start + T} tokens do not fit the model's context of {self.cfg.n_ctx}; "
                 "crop the input (llmcore.generate slides the window for you)"
             )
-        positions = torch.arange(start, start + T, device=tokens.device)
-        pos_embed = self.W_pos[positions].expand(B, T, self.cfg.d_model)  # [B, T, d_model], as documented
+        pos_embed = self.W_pos[start : start + T].expand(B, T, self.cfg.d_model)  # [B, T, d_model], as documented
         x = self.hook_embed(self.W_E[tokens]) + self.hook_pos_embed(pos_embed)
-        x = F.dropout(x, self.cfg.dropout, self.training)  # [B, T, d_model]
+        x = _dropout(x, self.cfg.dropout, self.training)  # [B, T, d_model]
         if cache is not None and stop_at_layer is not None:
             raise UserError("stop_at_layer cannot be used with a KV cache (the later layers would miss this step)")
-        for block in self.blocks[:stop_at_layer]:
+        for block in self.blocks if stop_at_layer is None else self.blocks[:stop_at_layer]:
             x = block(x, cache)
         if cache is not None:
             cache.pos += T

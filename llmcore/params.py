@@ -50,6 +50,11 @@ def atomic_write(path: Path, write) -> None:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except Exception as e:  # a full disk surfaces as OSError, or as safetensors' own error
+        if isinstance(e, OSError) or type(e).__name__ == "SafetensorError":
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise UserError(f"{path}: could not write ({reason}); the previous version is intact") from e
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 

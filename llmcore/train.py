@@ -289,6 +289,8 @@ def train(
     if not resume and (out / CHECKPOINT_FILE).exists():
         raise UserError(f"{out} holds an unfinished run; pass --resume to continue it, or choose another folder")
     out.mkdir(parents=True, exist_ok=True)
+    for stray in out.glob(".*.tmp-*"):  # left by a process killed inside atomic_write
+        stray.unlink(missing_ok=True)
 
     data = data or prepare_data(cfg)
     tok = data.tokenizer
