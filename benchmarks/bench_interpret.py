@@ -30,7 +30,7 @@ import torch
 
 from llmcore.generate import Sampling
 from llmcore.interpret.sae import load_sae, train_sae_for_run
-from llmcore.interpret.steer import NEUTRAL_PROMPTS, steering_eval
+from llmcore.interpret.steer import NEUTRAL_PROMPTS, recommended_strength, steering_eval
 from llmcore.run import SAE_FILE, load_run
 
 RESULTS = Path(__file__).parent / "results" / "interpret.json"
@@ -46,10 +46,13 @@ def machine() -> dict:
 def sae_summary(m: dict) -> dict:
     concepts = m.get("concepts", {})
     ggb = concepts.get(CONCEPT, {})
+    st = m.get("steering", {}).get(CONCEPT, {})
     return {k: round(m[k], 4) for k in ("l0", "variance_explained", "dead_fraction", "loss_recovered") if k in m} | {
         "train_seconds": m.get("train_seconds"), "ggb_precision": round(ggb.get("precision", 0), 3),
         "ggb_recall": round(ggb.get("recall", 0), 3), "concepts_f1_ge_0.8": sum(c["f1"] >= 0.8 for c in concepts.values()),
-        "mean_f1": round(sum(c["f1"] for c in concepts.values()) / max(1, len(concepts)), 3)}
+        "mean_f1": round(sum(c["f1"] for c in concepts.values()) / max(1, len(concepts)), 3),
+        "steer_feature": st.get("feature"), "steer_strength": st.get("strength"),
+        "search_mentions": st.get("mention_rate"), "search_fluency": st.get("fluency_loss")}
 
 
 def print_table(rows: list[dict], title: str):
@@ -101,7 +104,7 @@ def main():
             for c, m in out["concepts"].items()]
     print_table(rows, "Concept recovery (held-out validation world)")
 
-    strength = a.strength if a.strength is not None else sae.metrics.get("steer_strength")
+    strength = a.strength if a.strength is not None else recommended_strength(sae, CONCEPT)
     sampling = Sampling(temperature=0.8, max_new_tokens=a.max_new_tokens)
     t0 = time.perf_counter()
     res = steering_eval(run, sae, CONCEPT, strength, prompts=NEUTRAL_PROMPTS, seeds=range(a.seeds), sampling=sampling)
@@ -115,7 +118,7 @@ def main():
 
     if a.sweep:
         configs = [dict(layer=layer, activation=act, **kw) for layer in range(run.model.cfg.n_layers)
-                   for act, kw in (("topk", {}), ("relu", {"l1_coeff": 0.5}))]
+                   for act, kw in (("topk", {"k": 8}), ("relu", {"l1_coeff": 2.0}))]
         out["sweep"] = sweep(run, configs)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2) + "\n")

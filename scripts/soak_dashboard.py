@@ -8,9 +8,9 @@ one headless Chromium, one browser context (one visitor, one Streamlit session) 
 each following its own seeded random mix of what a class does: open pages, generate on
 Inference, play "guess the next token", step the tour, tokenize text, look at attention,
 steer on Interpretability (when the run has a sparse autoencoder), compare number formats,
-time the KV cache. Session 0 trains a capped live model on Pre-training, switches it on
-in the sidebar and carries on with it, so the others are measured while a training
-thread takes a core.
+time the KV cache. A third of the way in, session 0 trains a capped live model on
+Pre-training, switches it on in the sidebar and carries on with it, so the others are
+measured with and without a training thread taking a core.
 
 Every action is timed twice, from the page's own websocket: in the browser, from the
 click (or key) until the `script_finished` message of the run it caused; at the server,
@@ -416,8 +416,16 @@ class Visitor:
         if await box.input_value() == text:  # Streamlit reruns only for a new value
             return True
 
+        widget = box.locator("xpath=ancestor::*[@data-testid='stTextArea' or @data-testid='stTextInput'][1]")
+
         async def do():
             await box.fill(text)
+            # "Press Enter to apply" shows once the widget knows it holds a new value; a key
+            # pressed before that (a busy browser) applies nothing
+            try:
+                await widget.locator('[data-testid="InputInstructions"]').first.wait_for(timeout=20_000)
+            except Exception:
+                pass
             await box.press(key)
 
         return await self.act(kind, do)
@@ -465,9 +473,15 @@ class Visitor:
         await self.go("pretraining")
         thumb = self.page.locator('[data-testid="stSlider"]').first.locator('input[type="range"]')
 
+        value, low, high = [int(float(x)) for x in (await thumb.input_value(), await thumb.get_attribute("min"),
+                                                     await thumb.get_attribute("max"))]
+        # a key that moves the slider (one that leaves it where it is runs nothing)
+        key = self.rng.choice(["Home", "ArrowLeft"] if value >= high else ["End", "ArrowRight"] if value <= low
+                              else ["Home", "ArrowLeft", "ArrowRight", "End"])
+
         async def do():
             await thumb.focus()
-            await thumb.press(self.rng.choice(["Home", "ArrowLeft", "End"]))
+            await thumb.press(key)
 
         await self.act("replay", do)
 
@@ -565,7 +579,9 @@ class Visitor:
         await self.open()
         kinds, weights = list(MIX), list(MIX.values())
         while time.monotonic() < self.soak.deadline and self.actions < self.soak.max_actions:
-            kind = "train" if self.trainer and not self.soak.training else self.rng.choices(kinds, weights)[0]
+            # the training starts a third of the way in, once every visitor has arrived and settled
+            train_now = self.trainer and not self.soak.training and time.monotonic() >= self.soak.train_at
+            kind = "train" if train_now else self.rng.choices(kinds, weights)[0]
             if kind == "steer" and not self.can_steer:
                 kind = "attention"
             try:
@@ -603,6 +619,7 @@ class Soak:
         """Start the clock: sessions act for `minutes` from now."""
         self.t0 = time.monotonic()
         self.deadline = self.t0 + minutes * 60
+        self.train_at = self.t0 + minutes * 60 / 3
 
     def record(self, visitor: Visitor, kind: str, page: str | None, t_start: float, latency: float | None,
                errors: list[str], server: float | None = None):

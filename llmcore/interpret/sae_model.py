@@ -44,16 +44,16 @@ ACTIVATIONS = ("topk", "relu")
 class SAEConfig:
     """What an SAE reads, its shape, and how it is trained. Same config + seed = same SAE."""
 
-    hook_name: str = "blocks.2.hook_resid_post"  # the activation it reads (chosen by measurement)
+    hook_name: str = "blocks.1.hook_resid_post"  # the activation it reads (chosen by measurement)
     d_model: int = 128  # width of that activation
-    d_sae: int = 1024  # number of features (the dictionary), here 8 x d_model
+    d_sae: int = 512  # number of features (the dictionary), here 4 x d_model
     activation: str = "topk"  # "topk" (exactly k features on) or "relu" (L1 decides how many)
-    k: int = 16  # topk: features active per token
+    k: int = 8  # topk: features active per token
     l1_coeff: float = 0.0  # relu: weight of the L1 sparsity penalty (0 with topk)
     lr: float = 2e-3  # Adam learning rate
-    steps: int = 1500  # optimizer steps
+    steps: int = 1000  # optimizer steps
     batch_size: int = 1024  # activation vectors per step
-    n_tokens: int = 200_000  # activation vectors collected from the training text
+    n_tokens: int = 100_000  # activation vectors collected from the training text
     seed: int = 0  # initialisation and batch order
 
     def __post_init__(self):
