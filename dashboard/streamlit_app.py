@@ -17,20 +17,18 @@ for p in (HERE, HERE.parent):  # `import state` from pages; llmcore from a check
 import state  # noqa: E402
 import streamlit as st  # noqa: E402
 
-st.set_page_config(page_title="llmcore: how an LLM works", page_icon=":material/psychology:", layout="wide")
+st.set_page_config(page_title="llmcore: how an LLM works", layout="wide")
 
 pages = {
-    "home": st.Page(HERE / "app_pages" / "home.py", title="Home: the tour", icon=":material/explore:", default=True),
-    "data": st.Page(HERE / "app_pages" / "data.py", title="Data", icon=":material/menu_book:"),
-    "pretraining": st.Page(HERE / "app_pages" / "pretraining.py", title="Pre-training", icon=":material/fitness_center:"),
-    "parameters": st.Page(HERE / "app_pages" / "parameters.py", title="Parameters", icon=":material/pin:"),
-    "inference": st.Page(HERE / "app_pages" / "inference.py", title="Inference", icon=":material/edit_note:"),
-    "interpretability": st.Page(HERE / "app_pages" / "interpretability.py", title="Interpretability",
-                                icon=":material/biotech:"),
-    "scale": st.Page(HERE / "app_pages" / "scale.py", title="Scale", icon=":material/trending_up:"),
+    "home": st.Page(HERE / "app_pages" / "home.py", title="Home: the tour", default=True),
+    "data": st.Page(HERE / "app_pages" / "data.py", title="Data"),
+    "pretraining": st.Page(HERE / "app_pages" / "pretraining.py", title="Pre-training"),
+    "parameters": st.Page(HERE / "app_pages" / "parameters.py", title="Parameters"),
+    "inference": st.Page(HERE / "app_pages" / "inference.py", title="Inference"),
+    "interpretability": st.Page(HERE / "app_pages" / "interpretability.py", title="Interpretability"),
+    "scale": st.Page(HERE / "app_pages" / "scale.py", title="Scale"),
 }
 # Pages link to each other by stage (the flowchart's nodes).
-state.PAGES.clear()
 state.PAGES.update({"home": pages["home"], "data": pages["data"], "pretraining": pages["pretraining"],
                     "parameters": pages["parameters"], "model": pages["parameters"],
                     "inference": pages["inference"], "text": pages["inference"],

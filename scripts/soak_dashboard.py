@@ -774,8 +774,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train-steps", type=int, default=60,
                     help="steps of the one live training (10..300, in tens; 0: no training)")
     ap.add_argument("--max-actions", type=int, default=400, help="actions per session at most")
-    ap.add_argument("--think-min", type=float, default=0.5, help="seconds a visitor pauses between actions, at least")
-    ap.add_argument("--think-max", type=float, default=3.0, help="... and at most")
+    ap.add_argument("--think-min", type=float, default=2.0, help="seconds a visitor pauses between actions, at least")
+    ap.add_argument("--think-max", type=float, default=8.0, help="... and at most")
     ap.add_argument("--stagger", type=float, default=1.0, help="seconds between two visitors' arrivals")
     ap.add_argument("--idle", type=float, default=30.0, help="seconds the server idles after the sessions end")
     ap.add_argument("--baseline-s", type=float, default=5.0, help="seconds of baseline sampling after warm-up")

@@ -161,7 +161,7 @@ def test_generate_in_the_browser(server, browser):
     page.goto(f"{server}/inference")
     page.wait_for_selector("h1", timeout=90_000)
     settle(page)
-    page.get_by_role("button", name="Generate").click()
+    page.get_by_role("button", name="Generate").click(timeout=90_000)
     result = page.locator('[data-testid="stText"]', has_text="Once upon a time").first
     result.wait_for(state="visible", timeout=90_000)
     settle(page)

@@ -155,11 +155,15 @@ def test_invalid_utf8_names_the_offset(char_run):
 
 
 def test_wrong_model_is_refused(tmp_path, bpe_run, blob):
-    from conftest import make_run
-
+    from llmcore.model import GPT
+    from llmcore.params import save_params
     from llmcore.run import load_run
 
-    other = load_run(make_run(tmp_path / "other", bpe_run.tokenizer, seed=7))
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    bpe_run.tokenizer.save(other_dir / "tokenizer.json")
+    save_params(GPT(bpe_run.model.cfg, seed=7), other_dir / "model.safetensors", tokenizer_kind="bpe")
+    other = load_run(other_dir)
     with pytest.raises(UserError, match="different model"):
         decompress(other, blob)
 

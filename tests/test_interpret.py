@@ -372,3 +372,31 @@ def test_interpret_figures_build(run):
     V.steering_figure(result | {"n": 50, "settings": {"concept": "golden_gate_bridge", "feature": 3}})
     with pytest.raises(UserError):
         V.logit_lens_figure(ll, max_tokens=0)
+
+
+def test_find_steering_picks_a_readable_setting(run):
+    from llmcore.generate import Sampling
+
+    sae = tiny_sae()
+    r = steer.find_steering(run, sae, "golden_gate_bridge", n_candidates=1, factors=(1.0, 2.0), prompts=("Mia",),
+                            seeds=range(1), sampling=Sampling(max_new_tokens=4))
+    assert 1 <= len({t["feature"] for t in r["tried"]}) <= 2 and len(r["tried"]) in (2, 4)
+    assert {"feature", "strength", "mention_rate", "fluency_loss", "plain_fluency_loss"} <= set(r)
+    assert any(t["feature"] == r["feature"] and t["strength"] == r["strength"] for t in r["tried"])
+    sae.metrics = {"concepts": {"golden_gate_bridge": {"feature": 9}}, "steering": {"golden_gate_bridge": r}}
+    assert steer.resolve_feature(sae, "golden_gate_bridge") == r["feature"]
+    assert steer.resolve_feature(sae, "golden_gate_bridge", purpose="label") == 9
+    assert steer.recommended_strength(sae) == r["strength"] and steer.recommended_strength(tiny_sae()) is None
+
+
+def test_features_report_is_json(run):
+    sae = tiny_sae()
+    sae.metrics = {"l0": 4.0, "concepts": {"ocean": {"feature": 3, "precision": 0.5, "recall": 0.5, "f1": 0.5}}}
+    r = F.report(run, sae, concept="ocean", top=2, n_chars=3000)
+    json.dumps(r)
+    assert r["metrics"] == {"l0": 4.0} and r["feature"]["feature"] == 3 and r["feature"]["label"] == "ocean"
+    assert "feature" not in F.report(run, sae)
+    text = F.format_report(r)
+    assert "ocean" in text and "pushes up" in text
+    with pytest.raises(UserError):
+        F.report(run, sae, top=0)

@@ -277,3 +277,23 @@ def report(run, sae, *, concept: str | None = None, feature: int | None = None, 
         enc = encode_text(run, sae, load_corpus("storyworld", "val", n_chars=n_chars).text)
         out["feature"] = describe_feature(run, sae, f, enc, n_contexts=top)
     return out
+
+
+def format_report(r: dict) -> str:
+    """`report`'s data as lines of text for a terminal."""
+    m = r["metrics"]
+    lines = [f"SAE at {r['hook']}: {r['d_sae']} features"]
+    if m:
+        lines.append("  " + ", ".join(f"{k} {m[k]:.3f}" for k in ("l0", "variance_explained", "dead_fraction", "loss_recovered") if k in m))
+    lines.append(f"  {'concept':<20} {'feature':>7} {'precision':>9} {'recall':>7} {'F1':>6}")
+    for c, x in r["concepts"].items():
+        lines.append(f"  {c:<20} {x['feature']:>7} {x['precision']:>9.3f} {x['recall']:>7.3f} {x['f1']:>6.3f}")
+    f = r.get("feature")
+    if f:
+        lines.append(f"feature {f['feature']}" + (f" ({f['label']})" if f["label"] else ""))
+        lines.append("  pushes up:   " + " ".join(repr(t) for t, _ in f["logits"]["up"]))
+        lines.append("  pushes down: " + " ".join(repr(t) for t, _ in f["logits"]["down"]))
+        for c in f["contexts"]:
+            text = "".join(p for p, _ in c["pieces"]).replace("\n", " ")
+            lines.append(f"  {c['max']:6.2f}  {text}")
+    return "\n".join(lines)

@@ -105,10 +105,17 @@ def steering_hook(sae, feature, strength: float, mode: str = "clamp"):
     return add_hook(sae.cfg.hook_name, sae.W_dec[f], strength)
 
 
-def steer_side_by_side(run, sae, feature, strength: float, prompt: str, sampling=None, mode: str = "clamp"):
-    """(plain text, steered text): the same prompt and seed, without and with the hook."""
+def steer_side_by_side(run, sae, feature, strength: float | None, prompt: str, sampling=None, mode: str = "clamp"):
+    """(plain text, steered text): the same prompt and seed, without and with the hook.
+
+    `strength` None uses the strength found for that concept when the SAE was trained.
+    """
     from llmcore.generate import Sampling, generate
 
+    if strength is None:
+        strength = recommended_strength(sae, feature) if isinstance(feature, str) else None
+        if strength is None:
+            raise UserError("give a strength: this SAE has no recommended one for that feature")
     hook = steering_hook(sae, feature, strength, mode)
     s = sampling or Sampling(max_new_tokens=60)
     plain = generate(run.model, run.tokenizer, prompt, s)
