@@ -1,0 +1,249 @@
+"""Hugging Face ``tokenizer.json``: checking one, and trading vocabularies with ``transformers``.
+
+llmcore's ``BPETokenizer`` *is* a Hugging Face ``tokenizers`` JSON (nested in
+our own file), so what we accept from that format, and how we write it for
+others, lives here:
+
+* ``byte_table`` checks that a tokenizers JSON is byte-level BPE that gives back
+  every string exactly, and says which bytes each id stands for::
+
+      {"model": {"type": "BPE", "vocab": {"a": 64, "Ġthe": 262, ...}}}  ->  [..., b"a", ..., b" the", ...]
+
+* ``save_hf`` writes ``tokenizer.json`` + ``tokenizer_config.json`` for
+  ``AutoTokenizer.from_pretrained(folder)``; ``load_hf`` reads one back (GPT-2
+  style byte-level BPE, or our char export) as an llmcore tokenizer. Both are
+  importable from ``llmcore.tokenizer`` too.
+
+``llmcore.tokenizer`` imports this module, so the names this module needs from
+there (the tokenizer classes, the file helpers) are imported inside the
+functions that use them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmcore.errors import UserError
+
+if TYPE_CHECKING:
+    from llmcore.tokenizer import Tokenizer
+
+logger = logging.getLogger(__name__)
+
+HF_UNK_TOKEN = "<unk>"  # the char tokenizer's unknown token in an export: 5 chars, so never a real char
+
+
+# ----------------------------------------------------------------------------
+# Is this tokenizers JSON byte-level BPE?
+
+
+def byte_table(obj: object, source: str) -> list[bytes]:
+    """Check a tokenizers JSON is byte-level BPE; return id -> bytes.
+
+    ``{"model": {"type": "BPE", "vocab": {"a": 64, "Ġthe": 262, ...}}}``
+    -> ``[..., b"a", ..., b" the", ...]``. Every check here protects the promise
+    ``decode(encode(s)) == s`` or refuses a hostile file before Rust sees it.
+    """
+    from llmcore.tokenizer import _BYTE_OF_CHAR, MAX_LOAD_VOCAB
+
+    def fail(msg: str) -> UserError:
+        return UserError(f"{source}: {msg}")
+
+    if not isinstance(obj, dict):
+        raise fail("'tokenizer' must be a JSON object (a Hugging Face tokenizers JSON)")
+    model = obj.get("model")
+    if _model_type(model) != "BPE":
+        raise fail("not a BPE tokenizer ('model.type' must be 'BPE')")
+    for key in ("dropout", "continuing_subword_prefix", "end_of_word_suffix", "byte_fallback"):
+        if model.get(key) not in (None, "", False, 0):
+            raise fail(f"BPE option {key}={model.get(key)!r:.40} is not supported (it breaks exact round trips)")
+    if obj.get("normalizer") is not None:
+        raise fail("has a normalizer, which changes the text, so decode(encode(text)) would differ; not supported")
+    if not _is_byte_level_pre_tokenizer(obj.get("pre_tokenizer")):
+        raise fail(
+            "pre-tokenizer must be ByteLevel (add_prefix_space false), optionally after Split; not byte-level BPE"
+        )
+    vocab = model.get("vocab")
+    if not isinstance(vocab, dict) or not vocab:
+        raise fail("'model.vocab' must be a non-empty object of token -> id")
+    merges = model.get("merges", [])
+    if not isinstance(merges, list):
+        raise fail("'model.merges' must be a list")
+    added = obj.get("added_tokens", [])
+    if added is None:
+        added = []
+    if not isinstance(added, list):
+        raise fail("'added_tokens' must be a list")
+    if len(vocab) + len(added) > MAX_LOAD_VOCAB or len(merges) > MAX_LOAD_VOCAB:
+        raise fail(f"vocabulary is larger than the limit of {MAX_LOAD_VOCAB} tokens")
+
+    for a in added:
+        if not isinstance(a, dict) or not isinstance(a.get("content"), str) or not a.get("content"):
+            raise fail("each added token must be an object with a non-empty 'content' string")
+        if a.get("lstrip") or a.get("rstrip"):
+            raise fail(f"added token {a['content']!r:.40} strips spaces around it, which loses text; not supported")
+    added_text = {a["content"] for a in added}
+
+    # Fill id -> bytes: vocab tokens through the byte map, added tokens as their UTF-8.
+    table: list[bytes | None] = [None] * (len(vocab) + len(added))
+    for token, i in vocab.items():
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(table):
+            raise fail(f"token {token!r:.40} has id {i!r:.40}; ids must run 0..n-1 without gaps")
+        if table[i] is not None:
+            raise fail(f"id {i} is used by two tokens")
+        if isinstance(token, str) and token and all(c in _BYTE_OF_CHAR for c in token):
+            table[i] = bytes(_BYTE_OF_CHAR[c] for c in token)  # 'Ġthe' -> b' the'
+        elif token in added_text:
+            table[i] = token.encode("utf-8")  # a special token such as "<|endoftext|>"
+        else:
+            raise fail(f"token {token!r:.40} is not written in byte-level characters; not byte-level BPE")
+    vocab_ids = set(vocab.values())
+    for a in added:
+        i, content = a.get("id"), a["content"].encode("utf-8")
+        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(table):
+            raise fail(f"added token {a['content']!r:.40} has a bad id {i!r:.40}")
+        if i in vocab_ids and table[i] != content:
+            raise fail(f"id {i} is both {a['content']!r:.40} and another token")
+        table[i] = content  # special tokens decode to their text, e.g. b"<|endoftext|>"
+    while table and table[-1] is None:  # added tokens that reuse vocab ids leave spare slots
+        table.pop()
+    if None in table:
+        raise fail(f"id {table.index(None)} has no token; ids must run 0..n-1 without gaps")
+    missing = set(range(256)) - {t[0] for t in table if t is not None and len(t) == 1}
+    if missing:
+        raise fail(
+            f"{len(missing)} single bytes (e.g. 0x{min(missing):02X}) lack a token, so some text could not be encoded"
+        )
+    return table  # type: ignore[return-value]
+
+
+def _model_type(model: object) -> object:
+    # Files from 2020 (GPT-2's on the Hub among them) have no "type": a model with merges is BPE.
+    if not isinstance(model, dict):
+        return None
+    return model.get("type", "BPE" if "merges" in model else None)
+
+
+def _is_byte_level_pre_tokenizer(pre: object) -> bool:
+    # GPT-2: ByteLevel. Llama-3 style: Sequence[Split(regex, Isolated), ByteLevel(use_regex=False)].
+    def byte_level(p: object) -> bool:
+        return isinstance(p, dict) and p.get("type") == "ByteLevel" and not p.get("add_prefix_space")
+
+    def lossless_split(p: object) -> bool:
+        return (
+            isinstance(p, dict) and p.get("type") == "Split" and p.get("behavior") == "Isolated" and not p.get("invert")
+        )
+
+    if byte_level(pre):
+        return True
+    if isinstance(pre, dict) and pre.get("type") == "Sequence" and isinstance(pre.get("pretokenizers"), list):
+        steps = pre["pretokenizers"]
+        return bool(steps) and byte_level(steps[-1]) and all(lossless_split(p) for p in steps[:-1])
+    return False
+
+
+# ----------------------------------------------------------------------------
+# Export to, and import from, Hugging Face transformers
+
+
+def save_hf(tok: Tokenizer, folder: str | os.PathLike) -> Path:
+    """Write ``tokenizer.json`` + ``tokenizer_config.json`` for Hugging Face ``transformers``.
+
+    Afterwards ``AutoTokenizer.from_pretrained(folder)`` encodes ordinary text to
+    the same ids as ``tok`` (mapping: our BPE *is* a tokenizers JSON; our char
+    tokenizer becomes a WordLevel model over single characters, split one
+    character at a time, with unknown token "<unk>" at ``tok.unk_id``).
+    """
+    from tokenizers import Regex, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer as HFTokenizer
+
+    from llmcore.tokenizer import FILE_NAME, UNK_STR, BPETokenizer, CharTokenizer, _write_atomic
+
+    folder = Path(folder)
+    target = folder / FILE_NAME
+    if target.is_file():
+        try:
+            existing = json.loads(target.read_text(encoding="utf-8"))
+            ours = isinstance(existing, dict) and "kind" in existing
+        except (OSError, ValueError, RecursionError, TypeError):
+            ours = False
+        if ours:
+            raise UserError(f"{target} is an llmcore tokenizer (a run directory?); export to another folder")
+    if isinstance(tok, BPETokenizer):
+        text = tok._tk.to_str()
+    elif isinstance(tok, CharTokenizer):
+        vocab = {**tok.stoi, HF_UNK_TOKEN: tok.unk_id}
+        hf = HFTokenizer(models.WordLevel(vocab, unk_token=HF_UNK_TOKEN))
+        hf.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # one piece per character
+        # Decode: show "<unk>" as our visible unknown token, then join the pieces.
+        hf.decoder = decoders.Sequence([decoders.Replace(HF_UNK_TOKEN, UNK_STR), decoders.Fuse()])
+        text = hf.to_str()
+    else:
+        raise UserError(f"save_hf needs a CharTokenizer or BPETokenizer, not {type(tok).__name__}")
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
+    _write_atomic(target, text)
+    _write_atomic(folder / "tokenizer_config.json", json.dumps(config, indent=2) + "\n")
+    logger.info("exported %s tokenizer to %s for Hugging Face transformers", tok.kind, folder)
+    return folder
+
+
+def load_hf(folder: str | os.PathLike) -> Tokenizer:
+    """Read a Hugging Face ``tokenizer.json`` (a folder or the file) as an llmcore tokenizer.
+
+    Supported: byte-level BPE (GPT-2 style, checked as in ``BPETokenizer``) and
+    the char export of ``save_hf``. Anything else is a ``UserError``.
+    """
+    from llmcore.tokenizer import FILE_NAME, BPETokenizer, CharTokenizer, _read_json, load_tokenizer
+
+    path = Path(folder)
+    path = path / FILE_NAME if path.is_dir() else path
+    data = _read_json(path)
+    source = str(path)
+    if isinstance(data, dict) and "kind" in data:  # an llmcore file, e.g. a run directory
+        return load_tokenizer(data)
+    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+        raise UserError(f"{source}: not a Hugging Face tokenizer.json (no 'model' object)")
+    model_type = _model_type(data["model"])
+    if model_type == "BPE":
+        return BPETokenizer(data, source=source)
+    if model_type == "WordLevel":
+        return CharTokenizer(_chars_from_word_level(data, source))
+    raise UserError(
+        f"{source}: model type {model_type!r:.40} is not supported; use byte-level BPE or an llmcore char export"
+    )
+
+
+def _chars_from_word_level(data: dict[str, Any], source: str) -> list[str]:
+    # Accept exactly what save_hf writes for a CharTokenizer: chars at 0..n-1, "<unk>" at n.
+    from llmcore.tokenizer import MAX_LOAD_VOCAB, _check_chars
+
+    pre = data.get("pre_tokenizer")
+    model = data["model"]
+    vocab, unk = model.get("vocab"), model.get("unk_token")
+    ok = (
+        isinstance(pre, dict)
+        and pre.get("type") == "Split"
+        and pre.get("pattern") == {"Regex": r"[\s\S]"}
+        and pre.get("behavior") == "Isolated"
+        and not pre.get("invert")
+        and data.get("normalizer") is None
+        and not data.get("added_tokens")
+        and isinstance(vocab, dict)
+        and 1 < len(vocab) <= MAX_LOAD_VOCAB
+        and isinstance(unk, str)
+        and vocab.get(unk) == len(vocab) - 1
+    )
+    if not ok:
+        raise UserError(f"{source}: a WordLevel tokenizer that is not an llmcore char export; not supported")
+    chars = sorted((i, c) for c, i in vocab.items() if c != unk and type(i) is int)
+    if [i for i, _ in chars] != list(range(len(vocab) - 1)):
+        raise UserError(f"{source}: character ids must run 0..n-1 with the unknown token last")
+    try:
+        _check_chars([c for _, c in chars])
+    except UserError as e:
+        raise UserError(f"{source}: {e}") from None
+    return [c for _, c in chars]
