@@ -19,19 +19,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import table, write_result  # noqa: E402
+from benchmarks.common import chromium_path, start_server, stop_server, table, write_result  # noqa: E402
 
 BUSY = '[data-testid="stStatusWidget"], [data-testid="stSpinner"]'
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -40,12 +36,6 @@ SWITCHES = {  # sidebar link -> how its page's title starts
     "Scale": "Scale", "Pre-training": "Pre-training\n", "Home: the tour": "How a large language model",
 }
 GOALS = {"cold_start_s": 5.0, "switch_s": 1.0}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rendered(page, ready: str, t0: float, quiet: float = 0.5, timeout: float = 120.0) -> float:
@@ -66,23 +56,11 @@ def rendered(page, ready: str, t0: float, quiet: float = 0.5, timeout: float = 1
 
 def one_cold_start(browser, log: Path) -> dict:
     """Start a fresh server, open the home page, then switch pages twice round."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/streamlit_app.py", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    proc = None
     try:
-        while True:  # the server answers its health check
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as r:
-                    if r.read() == b"ok":
-                        break
-            except OSError:
-                if proc.poll() is not None:
-                    raise RuntimeError(log.read_text()[-2000:]) from None
-                time.sleep(0.05)
+        proc, url = start_server(log, poll=0.05)  # returns when the server answers its health check
         server_ready = time.perf_counter() - t0
         page.goto(url)
         page.wait_for_selector("h1", timeout=120_000)
@@ -101,18 +79,15 @@ def one_cold_start(browser, log: Path) -> dict:
                 "cold_start_s": round(first, 3), "switch_s": switches}
     finally:
         page.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        if proc is not None:
+            stop_server(proc)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3, help="cold starts to measure (best and median are kept)")
     a = ap.parse_args(argv)
-    chromium = "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else shutil.which("chromium")
+    chromium = chromium_path()
     if not chromium:
         print("no chromium: run scripts/setup.sh as root (Debian's chromium package)", file=sys.stderr)
         return 2

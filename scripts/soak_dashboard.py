@@ -43,10 +43,7 @@ import json
 import os
 import random
 import re
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -57,7 +54,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-HOST = "127.0.0.1"
+from benchmarks.common import HOST, chromium_path, free_port, machine_info, start_server, stop_server  # noqa: E402
+
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  # belt and braces for "loopback only": any other host fails to resolve
                  f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {HOST}"]
@@ -95,58 +93,7 @@ def percentile(values: list[float], q: float) -> float | None:
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def chromium_path() -> str | None:
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
-
-
 # --- the server and its memory ----------------------------------------------------------
-
-
-def _die_with_parent():
-    """In the server's process, before exec: ask Linux for SIGTERM when the soak dies, even by SIGKILL."""
-    import ctypes
-    import signal
-
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def start_server(port: int, log_path: Path) -> subprocess.Popen:
-    """`streamlit run dashboard/streamlit_app.py` on 127.0.0.1:port; returns once it answers."""
-    cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/streamlit_app.py", "--server.port", str(port),
-           "--server.address", HOST, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    log = open(log_path, "w")  # noqa: SIM115 (the server writes to it until it stops)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=log,
-                            stderr=subprocess.STDOUT, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://{HOST}:{port}/_stcore/health", timeout=2) as r:
-                if r.read() == b"ok":
-                    return proc
-        except OSError:
-            time.sleep(0.3)
-    stop_server(proc)
-    raise RuntimeError(f"streamlit did not answer on port {port} within 120 s")
-
-
-def stop_server(proc: subprocess.Popen):
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 class RssSampler(threading.Thread):
@@ -800,7 +747,7 @@ def main(argv=None) -> int:
     port = a.port or free_port()
     url = f"http://{HOST}:{port}"
     print(f"soak: {a.sessions} sessions for {a.minutes:g} min against {url} (server log: {log_path})", file=sys.stderr)
-    proc = start_server(port, log_path)
+    proc, _ = start_server(log_path, port=port, die_with_parent=True)
     sampler = RssSampler(proc.pid)
     sampler.start()
     try:
@@ -814,9 +761,6 @@ def main(argv=None) -> int:
         finally:
             stop_server(proc)  # whatever happened, the server goes
     result = summarise(soak, sampler, a, server_problems(log_path))
-
-    from benchmarks.common import machine_info
-
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"machine": machine_info(), **result}, indent=1) + "\n")
     lat, rss = result["latency_s"], result["rss_mb"]

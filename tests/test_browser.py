@@ -8,20 +8,20 @@ test-output/screenshots/.
 """
 
 import json
-import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the server helpers in benchmarks/common.py, shared with the soak and benchmark
+
+from benchmarks.common import chromium_path, start_server, stop_server  # noqa: E402
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-output" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 BUSY = '[data-testid="stStatusWidget"], [data-testid="stSpinner"]'
@@ -36,19 +36,6 @@ PAGES = {  # url path -> (file name, what must be visible)
 }
 
 
-def chromium() -> str | None:
-    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def make_run(folder: Path, tiny_bpe_run: Path) -> Path:
     """A tiny run with a metrics and a timeline file, when the shipped run is not built."""
     shutil.copytree(tiny_bpe_run, folder)
@@ -59,40 +46,6 @@ def make_run(folder: Path, tiny_bpe_run: Path) -> Path:
                  "embedding_2d": {"tokens": [" the", "."], "xy": [[s, 0], [0, s]]}} for s in (0, 10, 20)]
     (folder / "timeline.jsonl").write_text("".join(json.dumps(r) + "\n" for r in timeline))
     return folder
-
-
-def start_server(run_dir: str | None, log_path: Path) -> tuple[subprocess.Popen, str]:
-    """`streamlit run dashboard/streamlit_app.py` on a free loopback port; returns (process, url)."""
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    if run_dir:
-        env["LLMCORE_DASHBOARD_RUN"] = run_dir
-    cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/streamlit_app.py", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    log = open(log_path, "w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read() == b"ok":
-                    return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"streamlit did not answer on {url} within 90 s")
-
-
-def stop_server(proc: subprocess.Popen):
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def settle(page, quiet: float = 1.0, timeout: float = 120.0) -> float:
@@ -117,14 +70,14 @@ def no_errors(page, name: str):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_bpe_run):
-    if chromium() is None:
+    if chromium_path() is None:
         pytest.skip("no chromium binary (/usr/bin/chromium): run scripts/setup.sh as root, or apt-get install chromium")
     pytest.importorskip("playwright.sync_api", reason="Playwright's Python package is not installed")
     from llmcore.run import shipped_runs
 
     tmp = tmp_path_factory.mktemp("browser")
     run_dir = None if "storyworld" in shipped_runs() else str(make_run(tmp / "run", tiny_bpe_run))
-    proc, url = start_server(run_dir, tmp / "streamlit.log")
+    proc, url = start_server(tmp / "streamlit.log", run_dir=run_dir)
     yield url
     stop_server(proc)
 
@@ -134,7 +87,7 @@ def browser(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         yield b
         b.close()
 
