@@ -3,7 +3,8 @@
 Nothing here downloads: a run directory is a randomly initialised tiny GPT saved with
 `llmcore.params.save_params` beside a tokenizer trained on a few storyworld sentences.
 Only `trained_run` trains (30 steps of the nano preset, a few seconds), for the tests
-that need a model which has learned something and a run with real records.
+that need a model which has learned something and a run with real records. The tests
+that train their own runs start from `tiny_train_config` on the corpus file `text_file`.
 """
 
 import random
@@ -71,3 +72,24 @@ def trained_run(tmp_path_factory):
         eval_every=10, eval_batches=1, sample_every=30, checkpoint_every=0, device="cpu", seed=0,
     )
     return train(cfg, tmp_path_factory.mktemp("runs") / "trained")
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    """Path of a 30,000-character storyworld corpus file, for the tests that train."""
+    from llmcore.corpus import storyworld
+
+    path = tmp_path_factory.mktemp("corpus") / "stories.txt"
+    path.write_text(storyworld(seed=3, n_chars=30_000).text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_train_config(text_file):
+    """`tiny_train_config(**changes)` -> TrainConfig: 12 steps of the nano GPT on `text_file`'s
+    characters, checkpoints at steps 4 and 8; keywords change any setting (`steps=4`)."""
+    from llmcore.train import TrainConfig
+
+    base = dict(corpus=str(text_file), tokenizer="char", preset="nano", steps=12, batch_size=4,
+                eval_every=4, eval_batches=1, sample_every=6, checkpoint_every=4, save_dtype="fp32", warmup=2)
+    return lambda **changes: TrainConfig(**(base | changes))

@@ -32,24 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def text_file(tmp_path_factory):
-    from llmcore.corpus import storyworld
-
-    path = tmp_path_factory.mktemp("corpus") / "stories.txt"
-    path.write_text(storyworld(seed=3, n_chars=30_000).text)
-    return path
-
-
-def tiny(text_file) -> TrainConfig:
-    """12 steps of the nano GPT on characters; checkpoints at steps 4 and 8."""
-    return TrainConfig(corpus=str(text_file), tokenizer="char", preset="nano", steps=12, batch_size=4,
-                       eval_every=4, eval_batches=1, sample_every=6, checkpoint_every=4, save_dtype="fp32", warmup=2)
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory, text_file):
+def reference(tmp_path_factory, tiny_train_config):
     """The weights of the same run, never interrupted."""
-    out = train(tiny(text_file), tmp_path_factory.mktemp("ref") / "run")
+    out = train(tiny_train_config(), tmp_path_factory.mktemp("ref") / "run")
     return load_params(out / "model.safetensors")[1]
 
 
@@ -103,8 +88,10 @@ def fail_second_checkpoint_fsync(monkeypatch):
 
 
 @pytest.mark.parametrize("fault", [fail_second_checkpoint_write, fail_second_checkpoint_fsync])
-def test_full_disk_during_checkpoint_keeps_the_last_good_one(tmp_path, text_file, reference, monkeypatch, fault):
-    cfg, out = tiny(text_file), tmp_path / "run"
+def test_full_disk_during_checkpoint_keeps_the_last_good_one(
+    tmp_path, tiny_train_config, reference, monkeypatch, fault
+):
+    cfg, out = tiny_train_config(), tmp_path / "run"
     with monkeypatch.context() as m:
         fault(m)
         with pytest.raises(Exception) as e:
@@ -169,14 +156,14 @@ def _namespaces_work(mnt: Path) -> bool:
 
 
 @pytest.mark.slow
-def test_real_full_tmpfs_during_checkpoint(tmp_path, text_file, reference):
+def test_real_full_tmpfs_during_checkpoint(tmp_path, tiny_train_config, reference):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     if not _namespaces_work(mnt):
         pytest.skip("cannot mount a tmpfs in a user namespace here (unshare -rm)")
     script, report = tmp_path / "child.py", tmp_path / "report.json"
     script.write_text(CHILD)
-    cfg = json.dumps(tiny(text_file).to_dict())
+    cfg = json.dumps(tiny_train_config().to_dict())
     cmd = 'mount -t tmpfs -o size=4m tmpfs "$1" && exec "$0" "$2" "$3" "$1" "$4"'
     p = subprocess.run(["unshare", "-rm", "sh", "-c", cmd, sys.executable, str(mnt), str(script), cfg, str(report)],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)

@@ -20,21 +20,6 @@ from llmcore.train import TrainConfig, lr_at, train
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def text_file(tmp_path_factory):
-    from llmcore.corpus import storyworld
-
-    path = tmp_path_factory.mktemp("corpus") / "stories.txt"
-    path.write_text(storyworld(seed=3, n_chars=30_000).text)
-    return path
-
-
-def tiny(text_file, **kw):
-    base = dict(corpus=str(text_file), tokenizer="char", preset="nano", steps=12, batch_size=4,
-                eval_every=4, eval_batches=1, sample_every=6, checkpoint_every=4, save_dtype="fp32", warmup=2)
-    return TrainConfig(**(base | kw))
-
-
 def weights(run_dir):
     return load_params(Path(run_dir) / "model.safetensors")[1]
 
@@ -58,9 +43,9 @@ def test_bad_settings_are_refused(bad):
         TrainConfig(**bad)
 
 
-def test_run_directory_events_and_learning(tmp_path, text_file):
+def test_run_directory_events_and_learning(tmp_path, tiny_train_config):
     events = []
-    out = train(tiny(text_file, steps=20, lr=1e-2), tmp_path / "run", callbacks=(events.append,))
+    out = train(tiny_train_config(steps=20, lr=1e-2), tmp_path / "run", callbacks=(events.append,))
     assert {p.name for p in out.iterdir()} >= {"model.safetensors", "tokenizer.json", "metrics.jsonl", "timeline.jsonl"}
     assert not (out / "checkpoint.safetensors").exists()
     kinds = [e.kind for e in events]
@@ -74,13 +59,13 @@ def test_run_directory_events_and_learning(tmp_path, text_file):
     assert len(timeline[-1]["embedding_2d"]["xy"]) == len(timeline[-1]["embedding_2d"]["tokens"])
 
 
-def test_same_seed_same_weights(tmp_path, text_file):
-    a, b = (weights(train(tiny(text_file, steps=4), tmp_path / n)) for n in "ab")
+def test_same_seed_same_weights(tmp_path, tiny_train_config):
+    a, b = (weights(train(tiny_train_config(steps=4), tmp_path / n)) for n in "ab")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_resume_after_a_crash_reaches_the_same_losses(tmp_path, text_file):
-    cfg = tiny(text_file)
+def test_resume_after_a_crash_reaches_the_same_losses(tmp_path, tiny_train_config):
+    cfg = tiny_train_config()
     full = train(cfg, tmp_path / "full")
 
     def crash(ev):
@@ -98,9 +83,9 @@ def test_resume_after_a_crash_reaches_the_same_losses(tmp_path, text_file):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_resume_refuses_other_settings_and_missing_checkpoint(tmp_path, text_file):
+def test_resume_refuses_other_settings_and_missing_checkpoint(tmp_path, tiny_train_config):
     with pytest.raises(UserError, match="nothing to resume"):
-        train(tiny(text_file), tmp_path / "none", resume=True)
+        train(tiny_train_config(), tmp_path / "none", resume=True)
 
 
 def _cli_train(out, text_file, *extra):
@@ -114,7 +99,7 @@ def _cli_train(out, text_file, *extra):
 def test_sigkill_at_random_moments_then_resume_gives_identical_weights(tmp_path, text_file):
     subprocess.run(_cli_train(tmp_path / "ref", text_file), check=True, capture_output=True)
     out, rng = tmp_path / "killed", random.Random(0)
-    for attempt in range(3):
+    for _attempt in range(3):
         resume = ["--resume"] if (out / "checkpoint.safetensors").exists() else []
         if (out / "model.safetensors").exists():
             break
