@@ -150,7 +150,10 @@ def steps(
     n_alternatives: int = 5,
     use_cache: bool = True,
 ) -> Iterator[Step]:
-    """Yield one `Step` per new token. `fwd_hooks` (e.g. a steering hook) apply throughout."""
+    """Yield one `Step` per new token. `fwd_hooks` (e.g. a steering hook) apply throughout.
+
+    `n_alternatives` top tokens are listed per step for the teaching views (0 skips them).
+    """
     s = sampling or Sampling()
     n_ctx = model.cfg.n_ctx
     ids, notices = encode_prompt(tokenizer, prompt, n_ctx)
@@ -175,11 +178,16 @@ def steps(
                     notices.append(f"the text outgrew the context of {n_ctx} tokens: the model now sees only the latest ones")
                 window = ids[-n_ctx:]
                 logits = model(torch.tensor([window], device=device))[0, -1]
-        model_probs = logits.float().softmax(-1)
-        probs = distribution(logits.float(), s)
-        token = int(torch.multinomial(probs.cpu(), 1, generator=gen)) if s.temperature else int(probs.argmax())
-        top = torch.topk(model_probs, min(n_alternatives, model_probs.numel()))
-        alternatives = [(tokenizer.token_str(int(t)), float(p)) for p, t in zip(top.values, top.indices)]
+        logits = logits.float().cpu()  # (the generator lives on the CPU)
+        model_probs = logits.softmax(-1)
+        if s.temperature:
+            token = int(torch.multinomial(distribution(logits, s), 1, generator=gen))
+        else:  # greedy: the most likely token, no distribution to build
+            token = int(logits.argmax())
+        alternatives = []
+        if n_alternatives:
+            top = torch.topk(model_probs, min(n_alternatives, model_probs.numel()))
+            alternatives = [(tokenizer.token_str(t), p) for p, t in zip(top.values.tolist(), top.indices.tolist())]
         ids.append(token)
         generated.append(token)
         yield Step(token, tokenizer.token_str(token), float(model_probs[token]), alternatives, "; ".join(notices), i)
@@ -193,7 +201,7 @@ def steps(
 def generate(model, tokenizer, prompt: str, sampling: Sampling | None = None, **kw) -> str:
     """The continuation of `prompt` as text, cut before any stop string."""
     s = sampling or Sampling()
-    ids = [step.token_id for step in steps(model, tokenizer, prompt, s, **kw)]
+    ids = [step.token_id for step in steps(model, tokenizer, prompt, s, n_alternatives=0, **kw)]
     text = tokenizer.decode(ids)
     for stop in s.stop:
         if stop in text:
