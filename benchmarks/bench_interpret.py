@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_interpret.py             # shipped run + its SAE (trains one if missing)
     .venv/bin/python benchmarks/bench_interpret.py --retrain   # train the SAE afresh, timed
-    .venv/bin/python benchmarks/bench_interpret.py --sweep     # the recipe search: layer x activation x width
+    .venv/bin/python benchmarks/bench_interpret.py --sweep     # the recipe search: hook x layer, then k, width, ReLU
+    .venv/bin/python benchmarks/bench_interpret.py --probe     # linear probes: the best any one direction can do
 
 Measures, on the story world's held-out validation split:
   1. SAE quality, as SAELens reports it: L0, variance explained, dead features,
@@ -12,7 +13,8 @@ Measures, on the story world's held-out validation split:
   3. steering: >= 50 seeded generations from neutral prompts, how often they mention the
      Golden Gate Bridge plain, with the feature clamped, and with the prompting baseline,
      and their fluency (mean loss of the generated tokens under the unsteered model)
-Prints tables and writes benchmarks/results/interpret.json with the machine's details.
+Prints tables and writes benchmarks/results/interpret.json with the machine's details
+(the sweep: interpret_sweep.json).
 Goals: bridge precision and recall >= 0.9; >= 6 of 8 concepts with F1 >= 0.8;
 mentions from < 5% to > 80% while readable.
 """
@@ -34,7 +36,9 @@ from llmcore.interpret.steer import NEUTRAL_PROMPTS, recommended_strength, steer
 from llmcore.run import SAE_FILE, load_run
 
 RESULTS = Path(__file__).parent / "results" / "interpret.json"
+SWEEP_RESULTS = RESULTS.with_name("interpret_sweep.json")
 CONCEPT = "golden_gate_bridge"
+SWEEP_HOOKS = ("hook_resid_post", "hook_attn_out")  # where the sweep and the probes look, in every block
 
 
 def machine() -> dict:
@@ -65,16 +69,60 @@ def print_table(rows: list[dict], title: str):
 
 
 def sweep(run, configs: list[dict]) -> list[dict]:
-    """Train one SAE per config into a temporary file and measure it."""
+    """Train one SAE per config into a temporary file and score its concept recovery.
+
+    Steering is not searched here (it takes minutes per SAE); the shipped SAE's is measured above.
+    """
+    from llmcore.interpret.features import label_features
     from llmcore.interpret.sae import load_sae_file
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, cfg in enumerate(configs):
-            path = train_sae_for_run(run, out=Path(tmp) / f"sae{i}.safetensors", **cfg)
-            m = load_sae_file(path)[1]["metrics"]
-            rows.append({**cfg, **sae_summary(m)})
-            print_table(rows[-1:], f"sweep {i + 1}/{len(configs)}")
+            path = train_sae_for_run(run, out=Path(tmp) / f"sae{i}.safetensors", label=False, **cfg)
+            sae, meta = load_sae_file(path)
+            concepts = {c: m.to_dict() for c, m in label_features(run, sae).items()}
+            rows.append({**cfg, **sae_summary({**meta["metrics"], "concepts": concepts})})
+            print_table([{k: v for k, v in rows[-1].items() if v is not None}], f"sweep {i + 1}/{len(configs)}")
+    return rows
+
+
+def probe_ceiling(run, hooks, steps: int = 400) -> list[dict]:
+    """The best any single linear direction can do: a logistic-regression probe per concept.
+
+    An SAE feature predicts a concept by thresholding one linear read-out of the activation,
+    so a supervised probe (fit on the labelling world, threshold by F1 there, scored on the
+    validation world) bounds what any feature at that hook can reach.
+    """
+    from llmcore.corpus import CONCEPTS, load_corpus, storyworld
+    from llmcore.interpret import features as F
+    from llmcore.interpret.activations import collect_stream, token_offsets
+
+    lab, held = storyworld(F.LABEL_SEED, F.LABEL_CHARS), load_corpus("storyworld", "val")
+    tl, th = token_offsets(run.tokenizer, lab.text), token_offsets(run.tokenizer, held.text)
+    rows = []
+    for hook in hooks:
+        xl = collect_stream(run.model, tl.ids, hook)  # [n_tokens, d_model]
+        xh = collect_stream(run.model, th.ids, hook)
+        mu, sd = xl.mean(0), xl.std(0) + 1e-6
+        xl, xh = (xl - mu) / sd, (xh - mu) / sd
+        row = {"hook": hook}
+        for c in CONCEPTS:
+            yl, yh = F.token_labels(tl, lab.spans, c), F.token_labels(th, held.spans, c)
+            w = torch.zeros(xl.shape[1], requires_grad=True)
+            b = torch.zeros(1, requires_grad=True)
+            opt = torch.optim.Adam([w, b], lr=0.05)
+            for _ in range(steps):
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(xl @ w + b, yl.float())
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            with torch.no_grad():
+                threshold, _ = F.best_threshold(xl @ w + b - (xl @ w + b).min(), yl)
+                s = F.score(xh @ w + b - (xl @ w + b).min(), yh, threshold)
+            row[c] = {k: round(s[k], 3) for k in ("precision", "recall", "f1")}
+        rows.append(row)
+        print_table([{"hook": hook, **{c: row[c]["f1"] for c in CONCEPTS}}], "Linear-probe F1 (the ceiling for any one feature)")
     return rows
 
 
@@ -82,7 +130,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", default="storyworld", help="a run directory or shipped run name")
     p.add_argument("--retrain", action="store_true", help="train the SAE again (timed) before measuring")
-    p.add_argument("--sweep", action="store_true", help="also search layer, activation and width")
+    p.add_argument("--sweep", action="store_true", help="also search hook, layer, k, width and activation")
+    p.add_argument("--probe", action="store_true", help="also fit linear probes: the ceiling for any one feature")
     p.add_argument("--strength", type=float, default=None, help="clamp strength (default: the recipe's)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per prompt (10 prompts)")
     p.add_argument("--max-new-tokens", type=int, default=40, help="tokens per generation")
@@ -116,10 +165,29 @@ def main():
     for c in ("plain", "prompted", "steered"):
         print(f"  {c:>8}: {res[c]['examples'][0]!r}")
 
+    # The trade-off: the same feature at every strength the search tried, on the benchmark prompts.
+    picked = res["settings"]["feature"]
+    strengths = sorted({t["strength"] for t in sae.metrics.get("steering", {}).get(CONCEPT, {}).get("tried", [])
+                        if t["feature"] == picked})
+    curve = []
+    for st in strengths:
+        r = steering_eval(run, sae, picked, st, seeds=range(a.seeds), sampling=sampling, conditions=("steered",))
+        curve.append({"strength": st, "mention_rate": r["steered"]["mention_rate"],
+                      "fluency_loss": round(r["steered"]["fluency_loss"], 3), "example": r["steered"]["examples"][0]})
+    out["steering_curve"] = curve
+    if curve:
+        print_table([{k: v for k, v in c.items() if k != "example"} for c in curve], f"Strength curve, feature {picked}")
+
+    if a.probe:
+        out["probe_ceiling"] = probe_ceiling(run, [f"blocks.{layer}.{kind}" for kind in SWEEP_HOOKS
+                                                   for layer in range(run.model.cfg.n_layers)])
     if a.sweep:
-        configs = [dict(layer=layer, activation=act, **kw) for layer in range(run.model.cfg.n_layers)
-                   for act, kw in (("topk", {"k": 8}), ("relu", {"l1_coeff": 2.0}))]
-        out["sweep"] = sweep(run, configs)
+        n = run.model.cfg.n_layers
+        configs = [dict(hook_name=f"blocks.{layer}.{kind}") for kind in SWEEP_HOOKS for layer in range(n)]
+        configs += [dict(k=4), dict(k=16), dict(d_sae=256), dict(d_sae=1024), dict(activation="relu", l1_coeff=1.5)]
+        rows = sweep(run, configs)
+        SWEEP_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        SWEEP_RESULTS.write_text(json.dumps({"machine": out["machine"], "run": out["run"], "sweep": rows}, indent=2) + "\n")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwrote {RESULTS}")

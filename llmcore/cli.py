@@ -236,38 +236,44 @@ def cmd_sae_train(a):
     bar = tqdm(unit="step", disable=a.quiet)
 
     def progress(ev):
-        if getattr(ev, "kind", "") == "step":
-            bar.total = getattr(ev, "steps", None)
-            bar.update(1)
+        if ev.kind == "step":
+            bar.total = ev.steps
+            bar.update(ev.step - bar.n)
+        elif ev.kind in ("label", "steer") and not a.quiet:
+            bar.set_description({"label": "labelling features", "steer": "testing steering"}[ev.kind])
 
     path = train_sae_for_run(a.run, layer=a.layer, callbacks=(progress,), **overrides)
     bar.close()
+    from llmcore.interpret.sae import load_sae_file
+
+    m = load_sae_file(path)[1]["metrics"]
+    print(", ".join(f"{k} {m[k]:.3f}" for k in ("l0", "variance_explained", "dead_fraction", "loss_recovered") if k in m))
     print(path)
 
 
 def cmd_features(a):
-    from llmcore.interpret.features import report
+    from llmcore.interpret.features import format_report, report
     from llmcore.interpret.sae import load_sae
     from llmcore.run import load_run
 
     run = load_run(a.run)
     r = report(run, load_sae(run.path), concept=a.concept, feature=a.feature, top=a.top)
-    rows = [f"{'concept':<20}{'feature':>8}{'precision':>11}{'recall':>8}{'F1':>7}"]
-    rows += [f"{c:<20}{m['feature']:>8}{m['precision']:>11.2f}{m['recall']:>8.2f}{m['f1']:>7.2f}" for c, m in r["concepts"].items()]
-    _emit(r, a.json, "\n".join(rows))
+    _emit(r, a.json, format_report(r))
 
 
 def cmd_steer(a):
     from llmcore.generate import Sampling
     from llmcore.interpret.sae import load_sae
-    from llmcore.interpret.steer import steer_side_by_side
+    from llmcore.interpret.steer import recommended_strength, steer_side_by_side
     from llmcore.run import load_run
 
     run = load_run(a.run)
+    sae = load_sae(run.path)
+    strength = a.strength if a.strength is not None else recommended_strength(sae, a.feature)
     s = Sampling(temperature=a.temperature, max_new_tokens=a.max_new_tokens, seed=a.seed)
-    plain, steered = steer_side_by_side(run, load_sae(run.path), a.feature, a.strength, a.prompt, s, mode=a.mode)
-    r = {"prompt": a.prompt, "feature": a.feature, "strength": a.strength, "mode": a.mode, "plain": plain, "steered": steered}
-    _emit(r, a.json, f"without steering: {a.prompt}{plain}\n\nwith {a.feature} at {a.strength}: {a.prompt}{steered}")
+    plain, steered = steer_side_by_side(run, sae, a.feature, strength, a.prompt, s, mode=a.mode)
+    r = {"prompt": a.prompt, "feature": a.feature, "strength": strength, "mode": a.mode, "plain": plain, "steered": steered}
+    _emit(r, a.json, f"without steering: {a.prompt}{plain}\n\nwith {a.feature} at {strength}: {a.prompt}{steered}")
 
 
 # --- the parser ---------------------------------------------------------------------
@@ -360,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     st = sae_sub.add_parser("train", help="train an SAE and save sae.safetensors in the run", description="train an SAE and save sae.safetensors in the run")
     st.set_defaults(fn=cmd_sae_train)
     st.add_argument("run", help="a run directory (the shipped runs are read-only: copy one first)")
-    st.add_argument("--layer", type=int, help="which block's residual stream to read (default: the measured choice)")
+    st.add_argument("--layer", type=int, help="which block to read (default: block 0's attention output, the measured choice)")
     st.add_argument("--d-sae", type=int, help="number of features")
     st.add_argument("--k", type=int, help="features active per token (TopK)")
     st.add_argument("--steps", type=int, help="optimizer steps")
@@ -377,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     sr = command("steer", cmd_steer, "generate with and without a feature clamped, side by side")
     sr.add_argument("run", help="a run directory with sae.safetensors, or a shipped run name")
     sr.add_argument("--feature", default="golden_gate_bridge", help="a feature index or a concept name")
-    sr.add_argument("--strength", type=float, required=True, help="the value to clamp the feature to")
+    sr.add_argument("--strength", type=float, help="the value to clamp the feature to "
+                    "(default: the strength found for a concept when the SAE was trained)")
     sr.add_argument("--mode", default="clamp", choices=["clamp", "add"], help="clamp the feature, or add its direction")
     sr.add_argument("--prompt", default="Once upon a time", help="the text to continue")
     sr.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")

@@ -3,12 +3,11 @@
 Three sources, all offline:
 
 - `storyworld(seed)`: a generated world of short, simple English stories
-  (characters, places, pets, food, weather, journeys, dialogue). Eight
-  *planted concepts* (the Golden Gate Bridge, the ocean, music, ...) appear in
-  their own sentences at known rates, and every mention is labelled with a
-  character `Span`. Interpretability later asks: did the model learn a feature
-  that fires exactly on these spans? Clamp it, and does the model talk about
-  the bridge?
+  (characters, places, pets, food, weather, journeys, dialogue). Some stories
+  are about one of eight *planted concepts* (the Golden Gate Bridge, the ocean,
+  music, ...), at known rates, and each such story is labelled with a character
+  `Span`. Interpretability later asks: did the model learn a feature that fires
+  exactly on these spans? Clamp it, and does the model talk about the bridge?
 - `python_docs()`: real English prose, the language reference pages that ship
   inside Python itself (`pydoc_data.topics`), with code and markup removed.
 - `from_path(path)`: your own UTF-8 `.txt` file, or a folder of them.
@@ -18,10 +17,10 @@ uses. A `Corpus` is just text plus labels: `stats()` counts bytes, words and
 (given a tokenizer) tokens; `split()` cuts it into train and validation parts.
 
     >>> c = storyworld(seed=0, n_chars=2_000)
-    >>> c.text[:55]
-    'It was a bright spring morning when Owen woke up early.'
-    >>> c.spans[0], c.text[212:253]
-    (Span(start=212, end=253, concept='music'), 'music teacher taught the class a new song')
+    >>> c.text[:52]
+    'Owen lived in a farmhouse at the edge of the forest.'
+    >>> c.spans[0], c.text[571:611]
+    (Span(start=571, end=761, concept='cooking'), 'apron and followed the recipe carefully.')
     >>> mentions("The fog hid the bridge.", "golden_gate_bridge")
     True
 """
@@ -46,8 +45,8 @@ VAL_CHARS = 120_000            # ... and a tenth the size of the training set
 
 # ---------------------------------------------------------------------------
 # Planted concepts: keyword sets (disjoint) and the sentences that carry them.
-# A keyword never appears outside a sentence of its own concept, so "the text
-# mentions the bridge" and "the text is inside a bridge span" mean the same.
+# A keyword never appears outside a sentence of its own concept, so a text that
+# mentions the bridge is a story about the bridge, and the mention is in its span.
 # ---------------------------------------------------------------------------
 
 CONCEPTS: tuple[str, ...] = (
@@ -72,12 +71,16 @@ CONCEPT_WORDS: dict[str, tuple[str, ...]] = {c: tuple(w.split("|")) for c, w in 
              "|astronauts|telescope|comet|galaxy|orbit|mars",
 }.items()}
 
-# Share of all sentences that belong to each concept (the rest are ordinary).
+# Share of stories that are *about* each concept; the other 63% are about nothing in
+# particular. Every middle sentence of a story about the bridge is about the bridge, the
+# way a real text about the Golden Gate Bridge keeps coming back to it. That persistence is
+# what lets a model learn "this text is about the bridge" rather than a handful of words
+# (measured: with concept sentences scattered at random, no SAE feature matched a concept
+# with F1 above 0.2; see docs/architecture.md).
 CONCEPT_RATES: dict[str, float] = {
-    "golden_gate_bridge": 0.015, "ocean": 0.025, "music": 0.025, "rain": 0.03,
-    "cooking": 0.025, "numbers": 0.02, "colours": 0.025, "space": 0.02,
+    "golden_gate_bridge": 0.03, "ocean": 0.05, "music": 0.05, "rain": 0.05,
+    "cooking": 0.05, "numbers": 0.04, "colours": 0.05, "space": 0.04,
 }
-
 # Whole-word, case-insensitive; longest keyword first; "golden  gate" also matches.
 _KEYWORD_RE = {c: re.compile(r"\b(?:" + "|".join(
     re.escape(w).replace(r"\ ", r"\s+") for w in sorted(ws, key=len, reverse=True)) + r")\b", re.I)
@@ -376,8 +379,6 @@ _CONCEPT_SENTENCES = {c: _bar(t) for c, t in {
 
 _SLOT = re.compile(r"\{(\w+)\}")
 _N_MIDDLE = (2, 8)  # middle sentences per story: with opening and ending, 4-10 in all
-# Middle sentences are 5 of an average 7, so a middle slot carries a concept 7/5 as often.
-_MIDDLE_RATES = [(c, r * 7 / 5) for c, r in CONCEPT_RATES.items()]
 
 
 def _fill(template: str, cast: dict[str, str], rng: random.Random) -> str:
@@ -388,8 +389,19 @@ def _fill(template: str, cast: dict[str, str], rng: random.Random) -> str:
     return _SLOT.sub(pick, template)
 
 
-def _story(rng: random.Random) -> list[tuple[str, str | None]]:
-    """One story as [(sentence, concept or None), ...]: opening, 2-8 middles, ending."""
+def _topic(rng: random.Random) -> str | None:
+    """A story's concept, drawn at CONCEPT_RATES, or None (an ordinary story)."""
+    u = rng.random()
+    for concept, rate in CONCEPT_RATES.items():  # u < 0.03 -> bridge, < 0.08 -> ocean, ...
+        if u < rate:
+            return concept
+        u -= rate
+    return None
+
+
+def _story(rng: random.Random) -> tuple[list[str], str | None]:
+    """One story: (sentences, topic). An opening, 2-8 middles, an ending; in a story with a
+    topic every middle sentence is about it, in any other none is about any concept."""
     girl = rng.random() < 0.5
     a = rng.choice(_GIRLS if girl else _BOYS)
     b = rng.choice([n for n in _GIRLS + _BOYS if n != a])
@@ -397,55 +409,45 @@ def _story(rng: random.Random) -> list[tuple[str, str | None]]:
     cast = {"A": a, "B": b, "he": he, "him": him, "his": his, "He": he.title(),
             "His": his.title(), "kid": "girl" if girl else "boy",
             "pet": rng.choice(_FILL["pet"]), "petname": rng.choice(_FILL["petname"])}
-    out = [(_fill(rng.choice(_OPENINGS), cast, rng), None)]
+    topic = _topic(rng)
+    out = [_fill(rng.choice(_OPENINGS), cast, rng)]
     used: set[str] = set()
+    pool = _CONCEPT_SENTENCES[topic] if topic else _MIDDLES
     for _ in range(rng.randint(*_N_MIDDLE)):
-        # Walk the cumulative rates: u < 0.0210 -> bridge, < 0.0560 -> ocean, ... else ordinary.
-        u, concept = rng.random(), None
-        for c, r in _MIDDLE_RATES:
-            if u < r:
-                concept = c
-                break
-            u -= r
-        pool = _CONCEPT_SENTENCES[concept] if concept else _MIDDLES
         template = rng.choice(pool)
-        while template in used:  # no template twice in one story
+        while template in used:  # no template twice in one story (every pool has > 8)
             template = rng.choice(pool)
         used.add(template)
-        out.append((_fill(template, cast, rng), concept))
-    out.append((_fill(rng.choice(_ENDINGS), cast, rng), None))
-    return out
+        out.append(_fill(template, cast, rng))
+    out.append(_fill(rng.choice(_ENDINGS), cast, rng))
+    return out, topic
 
 
 def storyworld(seed: int = 0, n_chars: int = 1_200_000) -> Corpus:
     """Generate stories from `random.Random(seed)` until the text has >= n_chars characters.
 
     Same seed, same text, on any machine. One story per line, stories separated
-    by a blank line, plain ASCII. Each concept sentence gets a Span from its
-    first concept keyword to the end of the sentence (before the final
-    punctuation): the stretch where a left-to-right model can know the concept
-    is on. E.g. in "Mia walked across the Golden Gate Bridge, and the fog rolled
-    over the red towers." the span covers "Golden ... towers".
+    by a blank line, plain ASCII. A story about a concept gets one Span, from the
+    first keyword of its concept to the end of the story: the stretch where a
+    left-to-right reader can know what the story is about. E.g. in "... Mia walked
+    across the Golden Gate Bridge, and the fog rolled over the red towers. ... At
+    last, they went home." the span runs from "Golden" to "home.".
     """
     if not isinstance(seed, int) or not isinstance(n_chars, int) or n_chars < 1:
         raise UserError(f"storyworld needs an integer seed and n_chars >= 1, got {seed!r}, {n_chars!r}")
     rng = random.Random(seed)
-    parts: list[str] = []
+    stories: list[str] = []
     spans: list[Span] = []
     pos = 0
     while pos < n_chars:
-        for i, (sentence, concept) in enumerate(_story(rng)):
-            if i:
-                parts.append(" ")
-                pos += 1
-            if concept:
-                first = _KEYWORD_RE[concept].search(sentence)  # templates always hold one
-                spans.append(Span(pos + first.start(), pos + len(sentence.rstrip('.!?"')), concept))
-            parts.append(sentence)
-            pos += len(sentence)
-        parts.append("\n\n")
-        pos += 2
-    text = "".join(parts)[:-1]  # end with a single newline
+        sentences, topic = _story(rng)
+        story = " ".join(sentences)
+        if topic:
+            first = _KEYWORD_RE[topic].search(story)  # the first middle sentence holds one
+            spans.append(Span(pos + first.start(), pos + len(story), topic))
+        stories.append(story)
+        pos += len(story) + 2  # and the blank line
+    text = "\n\n".join(stories) + "\n"
     return Corpus("storyworld", text, tuple(spans), f"llmcore.corpus.storyworld(seed={seed}, n_chars={n_chars})")
 
 

@@ -142,6 +142,13 @@ def test_features_and_steer_on_the_shipped_run():
     code, out, _ = run_cli("steer", "storyworld", "--strength", "0", "--mode", "add", "--max-new-tokens", "8", "--json")
     r = json.loads(out)
     assert code == 0 and r["plain"] == r["steered"]  # strength 0 changes nothing
+    code, out, _ = run_cli("steer", "storyworld", "--max-new-tokens", "8", "--json")  # the stored strength
+    r = json.loads(out)
+    assert code == 0 and r["strength"] > 0 and r["plain"] != r["steered"]
+    code, _, err = run_cli("steer", "storyworld", "--feature", "3", "--max-new-tokens", "8")
+    assert code == 2 and "strength" in err  # a bare feature index has no stored strength
+    code, out, _ = run_cli("features", "storyworld")
+    assert code == 0 and "golden_gate_bridge" in out and "precision" in out
     for bad in (["--strength", "nan"], ["--strength", "1e9"], ["--strength", "1", "--feature", "no_such_concept"]):
         code, _, err = run_cli("steer", "storyworld", *bad)
         assert code == 2 and len(err.strip().splitlines()) == 1

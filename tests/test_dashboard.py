@@ -3,7 +3,7 @@
 The pages run on a run directory built here (a tiny random GPT with a metrics and a
 timeline file, and a random SAE whose feature 3 is labelled the Golden Gate Bridge),
 pointed to by LLMCORE_DASHBOARD_RUN, so nothing depends on the shipped run except the
-one test that opens it. Assertions are on what a visitor sees: text, charts, errors.
+two tests that open it. Assertions are on what a visitor sees: text, charts, errors.
 """
 
 import json
@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from llmcore.corpus import mentions
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
@@ -430,6 +432,24 @@ def test_the_shipped_run_opens_by_default(monkeypatch):
     button(at, "Next \u25b6").click().run()
     ok(at)
     assert any(t.startswith("Loss while training") for t in titles(at))
+
+
+def test_shipped_steering_defaults_to_the_stored_bridge_strength(monkeypatch):
+    from llmcore.interpret.sae import load_sae
+    from llmcore.interpret.steer import recommended_strength
+    from llmcore.run import load_run, shipped_runs
+
+    if "storyworld" not in shipped_runs():
+        pytest.skip("the shipped run llmcore/assets/storyworld is not built yet (scripts/build_assets.py)")
+    monkeypatch.delenv("LLMCORE_DASHBOARD_RUN", raising=False)
+    stored = recommended_strength(load_sae(load_run("storyworld")))
+    at = app("app_pages/interpretability.py")
+    ok(at)
+    assert at.slider[0].value == pytest.approx(stored, abs=0.05)  # the strength find_steering chose
+    button(at, "Generate with and without it").click().run()
+    ok(at)
+    plain, steered = at.text[-2].value, at.text[-1].value
+    assert mentions(steered, "golden_gate_bridge") and not mentions(plain, "golden_gate_bridge")
 
 
 def test_root_shim_and_requirements_for_hosts():

@@ -17,7 +17,16 @@ from llmcore.errors import UserError
 from llmcore.interpret import activations as A
 from llmcore.interpret import features as F
 from llmcore.interpret import lens, steer
-from llmcore.interpret.sae import SAE, SAEConfig, evaluate_sae, load_sae, load_sae_file, save_sae, train_sae, train_sae_for_run
+from llmcore.interpret.sae import (
+    SAE,
+    SAEConfig,
+    evaluate_sae,
+    load_sae,
+    load_sae_file,
+    save_sae,
+    train_sae,
+    train_sae_for_run,
+)
 from llmcore.model import GPT, GPTConfig
 
 
@@ -222,7 +231,6 @@ def test_hostile_sae_files_are_user_errors(tmp_path):
     load_sae_file(full)
 
 
-@pytest.mark.slow
 def test_train_sae_for_run_is_deterministic_and_checked_against_its_model(tiny_run, tmp_path):
     import shutil
 
@@ -238,7 +246,7 @@ def test_train_sae_for_run_is_deterministic_and_checked_against_its_model(tiny_r
     assert path == folder / "sae.safetensors" and events[0].kind == "collect" and events[-1].kind == "done"
     assert any(e.kind == "step" for e in events)
     sae = load_sae(load_run(folder))
-    assert sae.cfg.hook_name == "blocks.1.hook_resid_post" and 0 <= sae.metrics["variance_explained"] <= 1
+    assert sae.cfg.hook_name == "blocks.1.hook_attn_out" and 0 <= sae.metrics["variance_explained"] <= 1
     again = train_sae_for_run(folder, layer=1, out=tmp_path / "again.safetensors", **kw)
     torch.testing.assert_close(load_sae_file(again)[0].W_dec, sae.W_dec, rtol=0, atol=0)
     with pytest.raises(UserError, match="layer"):
@@ -279,7 +287,7 @@ def test_label_features_and_describe_feature(run):
     from llmcore.corpus import storyworld
 
     sae = tiny_sae()
-    small = storyworld(seed=5, n_chars=6000)
+    small = storyworld(seed=0, n_chars=6000)  # (holds bridge and ocean stories)
     matches = F.label_features(run, sae, ["golden_gate_bridge", "ocean"], label_corpus=small, eval_corpus=small)
     assert set(matches) == {"golden_gate_bridge", "ocean"}
     for m in matches.values():

@@ -91,15 +91,20 @@ else:
         from llmcore.interpret.features import top_contexts
 
         feature = pick_feature("Feature to clamp", "steer_query")
-        # The default holds the feature at 2.5x the most it reaches in real stories (the notebooks'
-        # recipe), or at the strength stored with the SAE for its labelled bridge feature.
+        # The default is the strength stored with the SAE for its bridge steering feature
+        # (found by `find_steering` when the SAE was trained), else the most the feature
+        # reaches in real stories.
+        from llmcore.interpret.steer import recommended_strength, resolve_feature
+
+        stored = recommended_strength(sae)  # None when the SAE file has no steering pick
+        if stored is not None and feature != resolve_feature(sae, "golden_gate_bridge"):
+            stored = None
         peak = top_contexts(encoded(run, sae, state.run_key(run)), run.tokenizer, feature, n=1)
-        recipe = (sae.metrics or {}).get("steer_strength")
-        bridge = (sae.metrics or {}).get("concepts", {}).get("golden_gate_bridge", {}).get("feature")
-        default = recipe if recipe and feature == bridge else 2.5 * peak[0]["max"] if peak else 10.0
-        default = round(min(max(default, 0.5), 500.0) * 2) / 2
+        default = stored or (peak[0]["max"] if peak else 1.0)
+        step = 0.05 if default < 5 else 0.5
+        default = round(min(max(default, step), 500.0) / step) * step
         c1, c2, c3 = st.columns(3)
-        strength = c1.slider("Strength", 0.0, float(max(20.0, 4 * default)), float(default), 0.5,
+        strength = c1.slider("Strength", 0.0, float(max(2.0, round(4 * default))), float(default), step,
                              help="The value the feature is held at, at every position")
         prompt = c2.text_input("Prompt", "Once upon a time", max_chars=state.PROMPT_CHARS)
         seed = c3.number_input("Seed", 0, 1_000_000, 0, key="steer_seed")

@@ -117,9 +117,10 @@ def train_sae_for_run(run_or_path, cfg: SAEConfig | None = None, *, layer: int |
                       out=None, label: bool = True, **overrides):
     """Train an SAE on the run's own training text and write `sae.safetensors` into the run; returns its path.
 
-    `layer` picks `blocks.{layer}.hook_resid_post`; other keywords override SAEConfig fields
-    (d_sae, k, steps, seed, ...). Events: "collect", "step"..., "eval", "done". With `label`
-    and a story-world run, the best feature for every planted concept (`label_features`) and
+    `layer` moves the config's hook to another block (`blocks.{layer}.hook_attn_out` with
+    the default config); other keywords override SAEConfig fields (d_sae, k, steps, seed, ...).
+    Events: "collect", "step"..., "eval", ["label", "steer"], "done". With `label` and a
+    story-world run, the best feature for every planted concept (`label_features`) and
     the best steering feature and strength for STEER_CONCEPTS (`find_steering`) are stored
     in the file's metadata, so `steer --feature golden_gate_bridge` needs no search.
     """
@@ -134,8 +135,9 @@ def train_sae_for_run(run_or_path, cfg: SAEConfig | None = None, *, layer: int |
     run = as_run(run_or_path)
     model, n_ctx = run.model, run.model.cfg.n_ctx
     base = (cfg or SAEConfig(d_model=model.cfg.d_model)).to_dict()
-    if layer is not None:
-        base["hook_name"] = resid_hook(model, layer)
+    if layer is not None:  # the same hook in another block
+        resid_hook(model, layer)  # (a UserError for a block the model does not have)
+        base["hook_name"] = f"blocks.{layer}." + base["hook_name"].split(".", 2)[-1]
     cfg = SAEConfig.from_dict({**base, **overrides})
     check_hook(model, cfg.hook_name)
     if cfg.d_model != model.cfg.d_model or not cfg.hook_name.endswith(RESID_HOOKS):
@@ -166,8 +168,10 @@ def train_sae_for_run(run_or_path, cfg: SAEConfig | None = None, *, layer: int |
         from llmcore.interpret.features import label_features
         from llmcore.interpret.steer import find_steering
 
+        emit(SAEEvent("label", cfg.steps, cfg.steps, elapsed=time.perf_counter() - t0))
         concepts = {c: m.to_dict() for c, m in label_features(run, sae).items()}
         sae.metrics = {"concepts": concepts}
+        emit(SAEEvent("steer", cfg.steps, cfg.steps, elapsed=time.perf_counter() - t0))
         steering = {c: find_steering(run, sae, c) for c in STEER_CONCEPTS}
     metrics |= {"train_seconds": round(time.perf_counter() - t0, 1), "concepts": concepts, "steering": steering}
     path = Path(out) if out else run.path / SAE_FILE

@@ -2,8 +2,8 @@
 
 Golden Gate Claude (Anthropic, May 2024) was Claude with one SAE feature clamped
 high: whatever you asked, it talked about the bridge. Here the same thing is one
-TransformerLens hook on the residual stream at the SAE's hook point, applied at
-every position while `llmcore.generate.steps` runs:
+TransformerLens hook at the SAE's hook point (an activation that is added to the
+residual stream), applied at every position while `llmcore.generate.steps` runs:
 
     clamp:  f = encode(resid)[feature]            set the feature to `strength`:
             resid <- resid + (strength - f) * W_dec[feature]
@@ -144,7 +144,7 @@ def continuation_loss(model, context_ids: list[int], new_ids: list[int]) -> floa
 
 
 def find_steering(run, sae, concept: str = "golden_gate_bridge", *, n_candidates: int = 4,
-                  factors=(1.0, 1.5, 2.0, 3.0), prompts=SEARCH_PROMPTS, seeds=range(3),
+                  factors=(0.75, 1.0, 1.5, 2.0, 3.0), prompts=SEARCH_PROMPTS, seeds=range(3),
                   max_loss_increase: float = 1.0, sampling=None) -> dict:
     """Find the feature and strength that best steer towards `concept`, by trying them.
 
