@@ -4,9 +4,9 @@ Same model shape (the storyworld preset: d_model 128, 4 layers, n_ctx 128, BPE 1
 same initial weights, same data (the storyworld corpus; validation is a different world,
 never trained on), same time budget. What differs is the recipe:
 
-    llmcore   llmcore.train's defaults: AdamW betas (0.9, 0.95), lr 3e-3 with 50 warm-up
+    llmcore   llmcore.train's defaults: AdamW betas (0.9, 0.95), lr 5e-3 with 50 warm-up
               steps then a cosine down to 3e-4 at the end of the budget, weight decay 0.1
-              on matrices only, gradient clipping at 1.0, batch 32 x 128, tied embeddings
+              on matrices only, gradient clipping at 1.0, batch 12 x 128, tied embeddings
     plain     what a tutorial does when it uses the usual defaults: torch AdamW betas
               (0.9, 0.999), lr 6e-4 (GPT-2 small's), the same 50 warm-up steps then
               constant, weight decay 0.01 on every parameter, no clipping, batch 12 x 128
@@ -22,8 +22,10 @@ a step count, because a time budget fixes no step count in advance. The clock pa
 while validation loss is measured (every budget/--evals seconds, same windows for all).
 
 Reported: validation loss (nats/token) and bits per byte each recipe reached, and the
-time the llmcore recipe needed to reach the plain recipe's final loss (interpolated
-between evaluations). Goal: the same loss in half the time (speed-up >= 2).
+time each needed to reach the plain recipe's final loss (interpolated between
+evaluations). Goal: the same loss in half the time, measured directly: the llmcore recipe
+trains once more with half the budget (its cosine then ends at half time, as it would for
+anyone who had only that long) and must reach the plain recipe's full-budget loss.
 
     .venv/bin/python benchmarks/bench_recipe.py                  # 180 s per recipe, + trick rows
     .venv/bin/python benchmarks/bench_recipe.py --quick          # 20 s per recipe
@@ -77,16 +79,22 @@ class Recipe:
     note: str = ""
 
 
-LLMCORE = Recipe("llmcore", note="llmcore.train defaults")
+_DEFAULTS = TrainConfig()
+LLMCORE = Recipe("llmcore", lr=_DEFAULTS.lr, min_lr=_DEFAULTS.min_lr, warmup=_DEFAULTS.warmup,
+                 weight_decay=_DEFAULTS.weight_decay, grad_clip=_DEFAULTS.grad_clip,
+                 batch_size=_DEFAULTS.batch_size, note="llmcore.train defaults")
 PLAIN = Recipe("plain", lr=6e-4, schedule="constant", betas=(0.9, 0.999), weight_decay=0.01,
                decay_matrices_only=False, grad_clip=0.0, batch_size=12,
                note="torch AdamW defaults, GPT-2's lr 6e-4, constant, no clipping, batch 12")
 TRICKS = [
+    replace(LLMCORE, name="llmcore lr 3e-3", lr=3e-3, note="the previous default lr"),
     replace(LLMCORE, name="llmcore lr 1e-3", lr=1e-3, min_lr=1e-4, note="lower peak lr"),
     replace(LLMCORE, name="llmcore lr 6e-4", lr=6e-4, min_lr=6e-5, note="the plain recipe's lr"),
-    replace(LLMCORE, name="llmcore batch 12", batch_size=12, note="the plain recipe's batch"),
+    replace(LLMCORE, name="llmcore batch 32", batch_size=32, note="bigger batch, fewer steps per second"),
+    replace(LLMCORE, name="llmcore batch 32 lr 3e-3", batch_size=32, lr=3e-3,
+            note="the previous defaults (the shipped run's recipe)"),
+    replace(LLMCORE, name="llmcore batch 16", batch_size=16, note="a little bigger batch"),
     replace(LLMCORE, name="llmcore batch 8", batch_size=8, note="smaller still: more steps per second"),
-    replace(LLMCORE, name="llmcore batch 64", batch_size=64, note="bigger batch"),
     replace(LLMCORE, name="llmcore n_ctx 64", n_ctx=64, note="shorter context (val loss at 64 tokens of context)"),
     replace(LLMCORE, name="llmcore constant lr", schedule="constant", note="no cosine"),
     replace(LLMCORE, name="llmcore betas .999", betas=(0.9, 0.999), note="AdamW's default beta2"),
@@ -195,27 +203,31 @@ def main(argv=None) -> int:
         t = time_to_reach(run["curve"], plain_final)
         run["seconds_to_plain_final_loss"] = t
         run["speedup_vs_plain"] = budget / t if t else None
-    ours = runs[0]
+    print(f"... llmcore again, half the budget: {budget / GOAL:g} s", flush=True)
+    half = train_for(LLMCORE, data, budget / GOAL, clock, n_evals, eval_batches)
     print(f"\nvalidation loss after {budget:g} s of training ({a.clock} clock); "
           f"'to plain' = seconds to reach the plain recipe's final loss {plain_final:.3f}")
     print(table([{"recipe": r["name"], "steps": r["steps"], "tokens": r["tokens"], "val loss": r["final_val_loss"],
                   "bits/byte": r["final_val_bpb"], "to plain (s)": r["seconds_to_plain_final_loss"],
                   "x faster": r["speedup_vs_plain"]} for r in runs],
                 ["recipe", "steps", "tokens", "val loss", "bits/byte", "to plain (s)", "x faster"]))
-    met = bool(ours["speedup_vs_plain"] and ours["speedup_vs_plain"] >= GOAL)
-    print(f"goal (plain's final loss in half the time): {'met' if met else 'not met'}")
+    met = half["final_val_loss"] <= plain_final
+    print(f"llmcore with half the budget ({budget / GOAL:g} s): val loss {half['final_val_loss']:.3f} vs plain's "
+          f"{plain_final:.3f} after {budget:g} s; goal (the same loss in half the time): {'met' if met else 'not met'}")
     write_result("recipe", {
         "benchmark": "validation loss reached in a fixed time budget: llmcore's recipe vs a plain one",
-        "goal": f"llmcore reaches the plain recipe's final val loss in <= 1/{GOAL:g} of the budget",
+        "goal": f"llmcore trained for 1/{GOAL:g} of the budget reaches the plain recipe's full-budget val loss",
         "settings": {"quick": a.quick, "budget_s": budget, "clock": a.clock, "n_evals": n_evals,
                      "eval_windows": 32 * eval_batches, "model_preset": "storyworld", "seed": 0,
                      "corpus": "storyworld (train) / storyworld val world", "train_tokens": len(data.train),
                      "val_tokens": len(data.val), "vocab": data.tokenizer.vocab_size},
         "plain_final_val_loss": plain_final,
-        "llmcore_seconds_to_plain_final_loss": ours["seconds_to_plain_final_loss"],
-        "llmcore_speedup_vs_plain": ours["speedup_vs_plain"],
+        "llmcore_seconds_to_plain_final_loss": runs[0]["seconds_to_plain_final_loss"],
+        "llmcore_speedup_vs_plain": runs[0]["speedup_vs_plain"],
+        "llmcore_half_budget_final_val_loss": half["final_val_loss"],
         "goal_met": met,
         "runs": runs,
+        "llmcore_half_budget": half,
     })
     return 0
 

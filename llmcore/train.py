@@ -52,18 +52,18 @@ class TrainConfig:
     vocab_size: int = 1024  # BPE vocabulary size (ignored for char)
     preset: str = "storyworld"  # model shape, see llmcore.model.PRESETS
     n_ctx: int | None = None  # override the preset's context length
-    steps: int = 1500  # optimizer steps
-    batch_size: int = 32  # windows per step (the global batch, across all processes)
+    steps: int = 4000  # optimizer steps
+    batch_size: int = 12  # windows per step (the global batch); small batches, many steps win on a CPU
     grad_accum: int = 1  # split each batch into this many micro-batches (same maths, less memory)
-    lr: float = 3e-3  # peak learning rate
+    lr: float = 5e-3  # peak learning rate (benchmarks/bench_recipe.py chose batch and lr together)
     min_lr: float = 3e-4  # the cosine decays to this
     warmup: int = 50  # steps of linear warm-up
     weight_decay: float = 0.1  # AdamW decay on matrices (not on biases, norms or positions)
     grad_clip: float = 1.0  # clip the global gradient norm (0 = off)
-    eval_every: int = 100  # measure validation loss every this many steps
+    eval_every: int = 200  # measure validation loss every this many steps
     eval_batches: int = 4  # how many batches of validation windows to average
-    sample_every: int = 250  # write samples to the timeline every this many steps
-    checkpoint_every: int = 250  # checkpoint every this many steps (0 = only at the end)
+    sample_every: int = 500  # write samples to the timeline every this many steps
+    checkpoint_every: int = 500  # checkpoint every this many steps (0 = only at the end)
     seed: int = 0  # one seed for the weights, the data order and the samples
     device: str = "auto"  # "auto", "cpu", "cuda", "mps"
     save_dtype: str = "fp16"  # dtype of the final model.safetensors (2 bytes per parameter)
