@@ -3,12 +3,12 @@
 One training step = forward, cross-entropy, backward, gradient clipping (1.0) and an AdamW
 step, exactly what `llmcore.train` does. Both models get the same configuration, the same
 weights (copied with `llmcore.hf.to_hf_state`, logits checked equal first), the same batch
-and the same optimizer settings (llmcore's `make_optimizer`: AdamW, betas 0.9/0.95, decay on
-matrices). Hugging Face runs with attn_implementation="sdpa" (its fast path) and "eager"
-(for reference); dropout is 0 in both. Measurements are interleaved round by round, so
+and the same optimizer (llmcore's `make_optimizer`: fused AdamW, betas 0.9/0.95, decay on
+matrices; fused is also Hugging Face Trainer's default, "adamw_torch_fused"). Hugging Face
+runs with attn_implementation="sdpa" (its fast path) and "eager" (for reference); dropout is 0 in both. Measurements are interleaved round by round, so
 background load hits every engine alike; each engine's best round counts.
 
-A second table measures what-if variants of the llmcore step (AdamW foreach / fused,
+A second table measures what-if variants of the llmcore step (AdamW foreach / for-loop,
 bf16 autocast, torch.compile, HookPoints skipped when nothing hooks them): candidate
 engine changes, measured, not applied.
 
@@ -78,11 +78,12 @@ def make_step(model, forward, x, y, opt, ctx=contextlib.nullcontext):
     return step
 
 
-def adamw_like(model, **kw):
-    """llmcore's optimizer (same groups, betas, eps), optionally with an implementation flag."""
+def adamw_like(model, fused=True, **kw):
+    """llmcore's optimizer settings (same groups, betas, eps) for any model. Fused by default,
+    as llmcore.train and as Hugging Face's Trainer ("adamw_torch_fused", its default optim)."""
     groups = make_optimizer(model, TrainConfig()).param_groups
     return torch.optim.AdamW([{"params": g["params"], "weight_decay": g["weight_decay"]} for g in groups],
-                             lr=TrainConfig().lr, betas=(0.9, 0.95), eps=1e-8, **kw)
+                             lr=TrainConfig().lr, betas=(0.9, 0.95), eps=1e-8, fused=fused, **kw)
 
 
 def interleaved(steps: dict, n_steps: int, rounds: int, warmup: int = 2) -> tuple[dict, dict]:
@@ -153,8 +154,8 @@ def bench_size(name: str, preset: str, batch: int, threads: int, n_steps: int, r
         bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
         compiled = torch.compile(m4)
         engines |= {
-            "llmcore+adamw_foreach": (make_step(m1, m1, x, y, adamw_like(m1, foreach=True)), none),
-            "llmcore+adamw_fused": (make_step(m2, m2, x, y, adamw_like(m2, fused=True)), none),
+            "llmcore+adamw_foreach": (make_step(m1, m1, x, y, adamw_like(m1, fused=False, foreach=True)), none),
+            "llmcore+adamw_for_loop": (make_step(m2, m2, x, y, adamw_like(m2, fused=False, foreach=False)), none),
             "llmcore+bf16_autocast": (make_step(m3, m3, x, y, make_optimizer(m3, TrainConfig()), ctx=bf16), none),
             "llmcore+torch_compile": (make_step(m4, compiled, x, y, make_optimizer(m4, TrainConfig())), none),
             "llmcore+skip_idle_hooks": (make_step(m5, m5, x, y, make_optimizer(m5, TrainConfig())), hooks_skipped),

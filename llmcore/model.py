@@ -52,10 +52,13 @@ class Hook(HookPoint):
     like TransformerLens's HookPoint.
     """
 
+    @property
+    def active(self) -> bool:
+        """True when something is attached (a forward, pre-forward or backward hook)."""
+        return bool(self._forward_hooks or self._forward_pre_hooks or self._backward_hooks or self._backward_pre_hooks)
+
     def __call__(self, x):
-        if self._forward_hooks or self._forward_pre_hooks or self._backward_hooks or self._backward_pre_hooks:
-            return super().__call__(x)
-        return x
+        return super().__call__(x) if self.active else x
 
 
 def _dropout(x, p: float, training: bool):
@@ -234,11 +237,12 @@ class Attention(nn.Module):
     def forward(self, x, cache: KVCache | None = None, layer: int = 0):
         B, T, _ = x.shape
         c = self.cfg
-        q, k, v = self.qkv(x).split(c.d_model, dim=2)  # 3 x [B, T, d_model]
-        q = self.hook_q(q.view(B, T, c.n_heads, c.d_head))  # [B, T, nh, hs]
-        k = self.hook_k(k.view(B, T, c.n_heads, c.d_head))
-        v = self.hook_v(v.view(B, T, c.n_heads, c.d_head))
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B, nh, T, hs]
+        qkv = self.qkv(x).view(B, T, 3, c.n_heads, c.d_head)  # [B, T, q|k|v, nh, hs]
+        if self.hook_q.active or self.hook_k.active or self.hook_v.active:
+            q, k, v = (h(t) for h, t in zip((self.hook_q, self.hook_k, self.hook_v), qkv.unbind(2)))
+            q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B, nh, T, hs]
+        else:  # nothing watches q, k, v: one permute instead of three transposes
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x [B, nh, T, hs]
 
         past = 0
         if cache is not None:  # store this chunk's keys/values, then attend over all so far

@@ -188,11 +188,16 @@ def evaluate(model, data: Data, n_ctx: int, batch: int, n_batches: int, device) 
 
 
 def make_optimizer(model, cfg: TrainConfig):
-    """AdamW; weight decay only on matrices (nanoGPT's rule), not on W_pos, biases or norms."""
+    """AdamW; weight decay only on matrices (nanoGPT's rule), not on W_pos, biases or norms.
+
+    The fused kernel (one pass over all parameters) where torch has one for the device:
+    1.28x the whole training step of the tiny preset on a CPU (benchmarks/bench_speed.py).
+    """
     decay = [p for n, p in model.named_parameters() if p.ndim == 2 and n != "W_pos"]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim == 2 and n != "W_pos")]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
+    fused = next(model.parameters()).device.type in ("cpu", "cuda")
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8, fused=fused)
 
 
 # --- checkpoints: one safetensors file, no pickle -------------------------------------
