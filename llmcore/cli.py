@@ -361,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--train", help="also compare given the training text: a corpus name or file (e.g. storyworld)")
     k.add_argument("--quiet", action="store_true", help="no progress bar")
     k.add_argument("--json", action="store_true", help="print JSON")
-    sae = command("sae", None, "sparse autoencoders on a run's residual stream")
+    sae = command("sae", None, "sparse autoencoders on a run's activations")
     sae_sub = sae.add_subparsers(dest="sae_command", required=True, metavar="ACTION")
     st = sae_sub.add_parser("train", help="train an SAE and save sae.safetensors in the run", description="train an SAE and save sae.safetensors in the run")
     st.set_defaults(fn=cmd_sae_train)
