@@ -228,17 +228,19 @@ def logit_effects_all(model, sae) -> torch.Tensor:
     LayerNorm's centring and scale w are applied exactly; its division by the residual
     stream's norm is dropped (one positive number per token, so rankings are unchanged).
     """
-    d = (sae.W_dec - sae.W_dec.mean(1, keepdim=True)) * model.ln_final.w  # [d_sae, d_model]
-    return d @ model.W_U
+    return _direct_effect(model, sae.W_dec)
+
+
+def _direct_effect(model, directions: torch.Tensor) -> torch.Tensor:
+    """Directions [..., d_model] through ln_final (centring and w; not 1/norm) and W_U: [..., d_vocab]."""
+    return ((directions - directions.mean(-1, keepdim=True)) * model.ln_final.w) @ model.W_U
 
 
 @torch.no_grad()
 def logit_effects(model, tokenizer, sae, feature: int, k: int = 10) -> dict:
     """Tokens the feature's direction pushes up and down: (W_dec[f] - mean) * ln_final.w @ W_U."""
     check_feature(sae, feature)
-    d = sae.W_dec[feature]  # [d_model]
-    d = (d - d.mean()) * model.ln_final.w  # LayerNorm's centring and scale; its 1/norm is dropped
-    logits = d @ model.W_U  # [d_vocab]
+    logits = _direct_effect(model, sae.W_dec[feature])  # [d_vocab]
     k = min(k, len(logits))
     up, down = logits.topk(k), (-logits).topk(k)
     return {"up": [(tokenizer.token_str(int(i)), round(float(v), 4)) for v, i in zip(up.values, up.indices)],
