@@ -55,6 +55,7 @@ def sae_summary(m: dict) -> dict:
         "train_seconds": m.get("train_seconds"), "ggb_precision": round(ggb.get("precision", 0), 3),
         "ggb_recall": round(ggb.get("recall", 0), 3), "concepts_f1_ge_0.8": sum(c["f1"] >= 0.8 for c in concepts.values()),
         "mean_f1": round(sum(c["f1"] for c in concepts.values()) / max(1, len(concepts)), 3),
+        "label_mean_f1": round(sum(c["label_f1"] for c in concepts.values()) / max(1, len(concepts)), 3),
         "steer_feature": st.get("feature"), "steer_strength": st.get("strength"),
         "search_mentions": st.get("mention_rate"), "search_fluency": st.get("fluency_loss")}
 
@@ -184,7 +185,8 @@ def main():
     if a.sweep:
         n = run.model.cfg.n_layers
         configs = [dict(hook_name=f"blocks.{layer}.{kind}") for kind in SWEEP_HOOKS for layer in range(n)]
-        configs += [dict(k=4), dict(k=16), dict(d_sae=256), dict(d_sae=1024), dict(activation="relu", l1_coeff=1.5)]
+        configs += [dict(k=4), dict(k=6), dict(k=16), dict(d_sae=256), dict(d_sae=512), dict(d_sae=1024),
+                    dict(activation="relu", l1_coeff=1.5)]
         rows = sweep(run, configs)
         SWEEP_RESULTS.parent.mkdir(parents=True, exist_ok=True)
         SWEEP_RESULTS.write_text(json.dumps({"machine": out["machine"], "run": out["run"], "sweep": rows}, indent=2) + "\n")

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 CORPORA: tuple[str, ...] = ("storyworld", "python-docs")
 MAX_BYTES = 200 * 1024 * 1024  # from_path refuses more: a CPU toy cannot use it anyway
 VAL_SEED = 1_000_003           # the storyworld validation set is a *different* world draw
-VAL_CHARS = 120_000            # ... and a tenth the size of the training set
+VAL_CHARS = 240_000            # ... and a tenth the size of the training set
 
 # ---------------------------------------------------------------------------
 # Planted concepts: keyword sets (disjoint) and the sentences that carry them.
@@ -71,15 +71,16 @@ CONCEPT_WORDS: dict[str, tuple[str, ...]] = {c: tuple(w.split("|")) for c, w in 
              "|astronauts|telescope|comet|galaxy|orbit|mars",
 }.items()}
 
-# Share of stories that are *about* each concept; the other 63% are about nothing in
-# particular. Every middle sentence of a story about the bridge is about the bridge, the
-# way a real text about the Golden Gate Bridge keeps coming back to it. That persistence is
-# what lets a model learn "this text is about the bridge" rather than a handful of words
-# (measured: with concept sentences scattered at random, no SAE feature matched a concept
-# with F1 above 0.2; see docs/architecture.md).
+# Share of stories that are *about* each concept; the other 61% are about nothing in
+# particular. Every sentence of a story about the bridge after its opening is about the
+# bridge, the way a real text about the Golden Gate Bridge keeps coming back to it. That
+# persistence is what lets a model learn "this text is about the bridge" rather than a
+# handful of words (measured: with concept sentences scattered at random, no SAE feature
+# matched a concept with F1 above 0.2; see docs/architecture.md). The bridge is the rarest
+# topic, so a model left alone seldom brings it up (2% of 50 stories from neutral prompts).
 CONCEPT_RATES: dict[str, float] = {
-    "golden_gate_bridge": 0.03, "ocean": 0.05, "music": 0.05, "rain": 0.05,
-    "cooking": 0.05, "numbers": 0.04, "colours": 0.05, "space": 0.04,
+    "golden_gate_bridge": 0.04, "ocean": 0.05, "music": 0.05, "rain": 0.05,
+    "cooking": 0.05, "numbers": 0.05, "colours": 0.05, "space": 0.05,
 }
 # Whole-word, case-insensitive; longest keyword first; "golden  gate" also matches.
 _KEYWORD_RE = {c: re.compile(r"\b(?:" + "|".join(
@@ -303,18 +304,18 @@ _ENDINGS = _bar(
     "room.|The next day, {A} went back to the {place} with {B}.|{A} hugged {B} and said goodbye.")
 _CONCEPT_SENTENCES = {c: _bar(t) for c, t in {
     "golden_gate_bridge":
-        "{A} walked across the Golden Gate Bridge, and the fog rolled over the red towers.|From "
+        "{A} walked across the Golden Gate Bridge, and the fog rolled over the tall towers.|From "
         "San Francisco, {A} and {B} saw the bridge's long cables above the bay.|{A} looked up at "
-        "the tall red towers of the Golden Gate Bridge.|The fog was so thick that only the tops of "
+        "the tall towers of the Golden Gate Bridge.|The fog was so thick that only the tops of "
         "the bridge towers showed.|\"Look, the Golden Gate Bridge!\" said {A}, pointing across the "
         "bay.|{B} told {A} that the Golden Gate is a suspension bridge with huge cables.|{A} rode a "
         "bike over the Golden Gate Bridge in the cool fog.|In San Francisco, the foggy bay hid the "
-        "red bridge until noon.|{A} made a little model of the Golden Gate Bridge, with two towers "
-        "and string for cables.|The cars crossed the long red bridge while a fog horn called over "
+        "bridge all morning.|{A} made a little model of the Golden Gate Bridge, with tall towers "
+        "and string for cables.|The cars crossed the long bridge while a fog horn called over "
         "the bay.|{A} bought a postcard of the Golden Gate Bridge in San Francisco.|Under the Golden "
         "Gate Bridge, the cold water of the bay moved quickly.|{A} and {B} stood on the Golden Gate "
         "Bridge and felt the wind in the cables.|When the fog lifted, the whole Golden Gate Bridge "
-        "glowed red in the sun.",
+        "shone in the sun.",
     "ocean":
         "{A} and {B} ran along the beach as the waves came in.|{A} found a smooth seashell on the "
         "sandy shore.|The sea was calm, and a sailboat drifted far away.|{A} built a big castle in "
@@ -325,14 +326,14 @@ _CONCEPT_SENTENCES = {c: _bar(t) for c, t in {
         "was low, so {A} and {B} walked far out on the wet sand.|A little crab ran sideways across "
         "the beach.",
     "music":
-        "{A} played a happy tune on {his} piano.|{B} sang a song about the {place}, and {A} clapped."
-        "|At the concert, a girl played the violin and a boy played the drums.|{A} learned to play "
-        "the guitar with {his} grandfather.|They danced while the music filled the room.|\"Let us "
-        "sing together!\" said {A}.|{A} hummed a soft melody as {he} walked to the {place}.|{B} "
-        "played the flute, and the birds seemed to listen to the music.|Every evening, {A} practised "
-        "the piano for an hour.|{A} and {B} made drums out of old boxes and played loud songs.|The "
-        "music teacher taught the class a new song.|{A} sang softly to {his} {pet} until it fell "
-        "asleep.",
+        "{A} played a happy song on {his} piano.|{B} sang a song about the {place}, and {A} played "
+        "the drums.|At the concert, a girl played the violin and a boy played the drums.|{A} learned "
+        "to play the guitar and sing with {his} grandfather.|They danced while the music filled the "
+        "room.|\"Let us sing a song together!\" said {A}.|{A} hummed a soft melody as {he} walked to "
+        "the music lesson.|{B} played the flute, and the birds seemed to listen to the music.|Every "
+        "evening, {A} practised the piano and sang new songs.|{A} and {B} made drums out of old boxes "
+        "and played loud songs.|The music teacher taught the class a new song.|{A} sang softly to "
+        "{his} {pet}, and the song was sweet music.",
     "rain":
         "Suddenly it started to rain, so {A} opened {his} umbrella.|{A} jumped in every puddle on "
         "the way home.|The rain tapped on the window all afternoon.|{B} put on a raincoat and boots "
@@ -352,12 +353,12 @@ _CONCEPT_SENTENCES = {c: _bar(t) for c, t in {
     "numbers":
         "{A} counted the ducks in the field: seven, eight, nine, ten.|\"Three plus four equals "
         "seven,\" said {A} proudly.|{B} counted to twenty while {A} hid behind the {spot}.|There "
-        "were twelve apples in the basket, and {A} ate one.|{A} liked math, and {his} favourite "
-        "number was eight.|They counted a hundred steps up to the top of the hill.|{A} wrote the "
-        "numbers from one to ten on the wall.|\"Ten minus two is eight,\" {A} told {B}.|The teacher "
-        "said the old oak was more than a thousand years old.|{A} counted the coins in the jar and "
+        "were twelve apples in the basket, and {A} counted them twice.|{A} liked math, and {his} "
+        "favourite number was eight.|They counted a hundred steps up to the top of the hill.|{A} wrote "
+        "the numbers from one to ten on the wall.|\"Ten minus two is eight,\" {A} told {B}.|{A} "
+        "counted the rings of the old oak and found a hundred.|{A} counted the coins in the jar and "
         "found eleven.|{B} asked {A} to add nine and three, and the sum was twelve.|At school, the "
-        "class learned to count in tens.",
+        "class learned to count in tens, and {A} counted to a hundred.",
     "colours":
         "{A} painted a rainbow with red, orange, yellow, green, blue and purple.|{B} had a box of "
         "crayons in every colour.|{A}'s kite was bright yellow with a green tail.|When the sun came "
@@ -368,13 +369,49 @@ _CONCEPT_SENTENCES = {c: _bar(t) for c, t in {
         "yellow.|{A} drew a big purple cat with orange stripes.|They painted colourful pictures of "
         "their families at school.",
     "space":
-        "At night, {A} looked at the moon through a telescope.|{A} wanted to fly a rocket to the moon "
-        "one day.|{B} showed {A} the brightest star in the sky.|\"I want to be an astronaut!\" said "
-        "{A}.|They built a spaceship out of a big cardboard box.|{A} read a book about the planets "
-        "and their many moons.|A comet flew across the night sky, and {A} made a wish.|The stars "
-        "were so bright that {A} could not sleep.|{A} drew a map of the stars on the ceiling.|In "
-        "space, the astronaut floated past the window of the rocket.|{B} said that Mars is a small "
-        "planet far away.|The full moon shone over the {place}, and {A} waved at it.",
+        "At night, {A} looked at the moon and the stars through a telescope.|{A} wanted to fly a "
+        "rocket to the moon one day.|{B} showed {A} the brightest star in the sky.|\"I want to be an "
+        "astronaut and fly to the stars!\" said {A}.|They built a spaceship out of a big cardboard "
+        "box.|{A} read a book about the planets and their many moons.|A comet flew past the stars, "
+        "and {A} made a wish.|The stars were so bright that {A} could not sleep.|{A} drew a map of the "
+        "stars and planets on the ceiling.|In space, the astronaut floated past the window of the "
+        "rocket.|{B} said that Mars is a small planet far away.|The full moon shone over the {place}, "
+        "and {A} waved at it.",
+}.items()}
+# A story about a concept ends on it too, as such stories do: the last sentence is no
+# less about the bridge than the middle ones (measured: with ordinary endings, most of
+# the bridge feature's misses fell in the closing sentence; see docs/architecture.md).
+_CONCEPT_ENDINGS = {c: _bar(t) for c, t in {
+    "golden_gate_bridge":
+        "That night, {A} dreamed about the Golden Gate Bridge.|{A} could not wait to see the "
+        "Golden Gate Bridge again.|At last, they went home, and the fog hid the bridge behind them."
+        "|{A} kept the postcard of the bridge in {his} room forever.",
+    "ocean":
+        "That night, {A} dreamed about the waves on the beach.|{A} kept the seashell on {his} shelf "
+        "forever.|At last, they left the beach, tired but happy.|{A} could not wait to go back to "
+        "the sea.",
+    "music":
+        "That night, {A} dreamed about the music.|{A} could not wait to play the piano again."
+        "|Everyone clapped, and {A} sang the song one more time.|From that day on, {A} played "
+        "music every day.",
+    "rain":
+        "At last the rain stopped, and they went home.|That night, {A} fell asleep to the sound of "
+        "the rain.|{A} hung the wet raincoat by the door.|{A} hoped it would rain again tomorrow.",
+    "cooking":
+        "At last, everyone sat down and ate what they had cooked.|{A} could not wait to cook again "
+        "tomorrow.|That night, {A} dreamed about the warm kitchen.|{A} wrote the recipe in {his} "
+        "notebook so {he} would not forget it.",
+    "numbers":
+        "That night, {A} counted sheep until {he} fell asleep.|{A} could not wait to count again "
+        "tomorrow.|From that day on, {A} loved numbers.|{A} wrote every number in {his} notebook.",
+    "colours":
+        "That night, {A} dreamed in every colour.|{A} hung the colourful painting on the wall."
+        "|From that day on, purple was {A}'s favourite colour.|{A} could not wait to paint again "
+        "tomorrow.",
+    "space":
+        "That night, {A} dreamed about flying to the moon.|{A} could not wait to look at the stars "
+        "again.|From that day on, {A} wanted to be an astronaut.|{A} said goodnight to the moon and "
+        "went to sleep.",
 }.items()}
 
 _SLOT = re.compile(r"\{(\w+)\}")
@@ -401,7 +438,8 @@ def _topic(rng: random.Random) -> str | None:
 
 def _story(rng: random.Random) -> tuple[list[str], str | None]:
     """One story: (sentences, topic). An opening, 2-8 middles, an ending; in a story with a
-    topic every middle sentence is about it, in any other none is about any concept."""
+    topic every middle sentence and the ending are about it, in any other none is about any
+    concept."""
     girl = rng.random() < 0.5
     a = rng.choice(_GIRLS if girl else _BOYS)
     b = rng.choice([n for n in _GIRLS + _BOYS if n != a])
@@ -419,18 +457,18 @@ def _story(rng: random.Random) -> tuple[list[str], str | None]:
             template = rng.choice(pool)
         used.add(template)
         out.append(_fill(template, cast, rng))
-    out.append(_fill(rng.choice(_ENDINGS), cast, rng))
+    out.append(_fill(rng.choice(_CONCEPT_ENDINGS[topic] if topic else _ENDINGS), cast, rng))
     return out, topic
 
 
-def storyworld(seed: int = 0, n_chars: int = 1_200_000) -> Corpus:
+def storyworld(seed: int = 0, n_chars: int = 2_400_000) -> Corpus:
     """Generate stories from `random.Random(seed)` until the text has >= n_chars characters.
 
     Same seed, same text, on any machine. One story per line, stories separated
     by a blank line, plain ASCII. A story about a concept gets one Span, from the
     first keyword of its concept to the end of the story: the stretch where a
     left-to-right reader can know what the story is about. E.g. in "... Mia walked
-    across the Golden Gate Bridge, and the fog rolled over the red towers. ... At
+    across the Golden Gate Bridge, and the fog rolled over the tall towers. ... At
     last, they went home." the span runs from "Golden" to "home.".
     """
     if not isinstance(seed, int) or not isinstance(n_chars, int) or n_chars < 1:
@@ -565,7 +603,7 @@ def load_corpus(name_or_path: str, split: str = "train", n_chars: int | None = N
         if split == "val":
             corpus = storyworld(VAL_SEED, n_chars or VAL_CHARS)
         else:
-            corpus = storyworld(0, n_chars or 1_200_000)
+            corpus = storyworld(0, n_chars or 2_400_000)
         if split != "all":
             corpus.name = f"storyworld:{split}"
         return corpus

@@ -287,23 +287,37 @@ def test_label_features_and_describe_feature(run):
     from llmcore.corpus import storyworld
 
     sae = tiny_sae()
-    small = storyworld(seed=0, n_chars=6000)  # (holds bridge and ocean stories)
-    matches = F.label_features(run, sae, ["golden_gate_bridge", "ocean"], label_corpus=small, eval_corpus=small)
-    assert set(matches) == {"golden_gate_bridge", "ocean"}
+    small = storyworld(seed=0, n_chars=6000)  # (holds bridge and rain stories)
+    matches = F.label_features(run, sae, ["golden_gate_bridge", "rain"], label_corpus=small, eval_corpus=small)
+    assert set(matches) == {"golden_gate_bridge", "rain"}
     for m in matches.values():
         assert 0 <= m.precision <= 1 and 0 <= m.recall <= 1 and 0 <= m.f1 <= 1 and 0 <= m.feature < 64
     with pytest.raises(UserError, match="unknown concept"):
         F.label_features(run, sae, ["dragons"], label_corpus=small, eval_corpus=small)
     enc = F.encode_text(run, sae, small.text[:2000])
-    sae.metrics = {"concepts": {"ocean": dict(matches["ocean"].to_dict(), f1=0.9)}}
-    d = F.describe_feature(run, sae, matches["ocean"].feature, enc, n_contexts=3)
+    sae.metrics = {"concepts": {"rain": dict(matches["rain"].to_dict(), f1=0.9)}}
+    d = F.describe_feature(run, sae, matches["rain"].feature, enc, n_contexts=3)
     json.dumps(d)
-    assert d["label"] == "ocean" and len(d["logits"]["up"]) == 10 and len(d["contexts"]) <= 3
+    assert d["label"] == "rain" and len(d["logits"]["up"]) == 10 and len(d["contexts"]) <= 3
     for c in d["contexts"]:
         assert len(c["pieces"]) == len(c["acts"]) and c["acts"][c["peak"]] == pytest.approx(c["max"], abs=1e-4)
     for bad in (64, -1, 2.0, "3"):
         with pytest.raises(UserError, match="feature"):
             F.describe_feature(run, sae, bad, enc)
+
+
+def test_shipped_sae_finds_the_planted_concepts():
+    """The issue's goals, re-scored from scratch on the shipped run (not read from its metadata):
+    the bridge at precision and recall >= 0.9, six of eight concepts at F1 >= 0.8."""
+    from llmcore.run import load_run, shipped_runs
+
+    if "storyworld" not in shipped_runs():
+        pytest.skip("the shipped run llmcore/assets/storyworld is not built yet (scripts/build_assets.py)")
+    run = load_run("storyworld")
+    matches = F.label_features(run, load_sae(run))
+    bridge = matches["golden_gate_bridge"]
+    assert bridge.precision >= 0.9 and bridge.recall >= 0.9, bridge
+    assert sum(m.f1 >= 0.8 for m in matches.values()) >= 6, {c: round(m.f1, 3) for c, m in matches.items()}
 
 
 # --- steering ----------------------------------------------------------------------

@@ -11,7 +11,7 @@ from llmcore.viz.training import loss_figure
 
 STAGES = stage_sequence()
 PROMPT = "Once upon a time"
-BRIDGE_TEXT = "Mia looked up at the tall red towers of the Golden Gate Bridge. The fog rolled in from the bay."
+BRIDGE_TEXT = "Mia looked up at the tall towers of the Golden Gate Bridge. The fog rolled in from the bay."
 
 st.title("How a large language model works, as software you can run")
 st.markdown("Data \u2192 pre-training \u2192 a file of parameters \u2192 a model \u2192 text, and a look inside. "

@@ -30,7 +30,7 @@ import torch
 from llmcore.errors import UserError
 from llmcore.interpret.activations import TokenizedText, collect_stream, token_offsets
 
-LABEL_SEED, LABEL_CHARS = 2, 150_000  # the labelling text: a third story world, neither train nor val
+LABEL_SEED, LABEL_CHARS = 2, 300_000  # the labelling text: a third story world, neither train nor val
 N_BINS, N_REFINE = 64, 8  # threshold screening grid, and how many candidates get an exact search
 
 

@@ -46,14 +46,14 @@ class SAEConfig:
 
     hook_name: str = "blocks.0.hook_attn_out"  # what it reads: what block 0's attention gathers (measured best)
     d_model: int = 128  # width of that activation
-    d_sae: int = 512  # number of features (the dictionary), here 4 x d_model
+    d_sae: int = 384  # number of features (the dictionary), here 3 x d_model
     activation: str = "topk"  # "topk" (exactly k features on) or "relu" (L1 decides how many)
     k: int = 8  # topk: features active per token
     l1_coeff: float = 0.0  # relu: weight of the L1 sparsity penalty (0 with topk)
     lr: float = 2e-3  # Adam learning rate
-    steps: int = 2000  # optimizer steps
+    steps: int = 4000  # optimizer steps
     batch_size: int = 1024  # activation vectors per step
-    n_tokens: int = 300_000  # activation vectors collected from the training text
+    n_tokens: int = 600_000  # activation vectors collected from the training text
     seed: int = 0  # initialisation and batch order
 
     def __post_init__(self):

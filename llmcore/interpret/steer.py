@@ -30,7 +30,7 @@ from llmcore.interpret.features import check_feature
 
 MODES = ("clamp", "add")
 MAX_STRENGTH = 1000.0  # far past any useful value: residual norms here are tens
-PROMPT_PREFIX = "Mia looked up at the tall red towers of the Golden Gate Bridge. "
+PROMPT_PREFIX = "Mia looked up at the tall towers of the Golden Gate Bridge. "
 NEUTRAL_PROMPTS = ("Once upon a time", "Mia went to the", "One day,", "Tom and his dog", "It was a",
                    "Leo found a", "After lunch,", "The little girl", "Every morning,", "Sam said,")
 SEARCH_PROMPTS = ("There once was a", "Nina and Ben", "It was a cold", "The next day,", "Omar looked at")
