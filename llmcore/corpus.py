@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 CORPORA: tuple[str, ...] = ("storyworld", "python-docs")
 MAX_BYTES = 200 * 1024 * 1024  # from_path refuses more: a CPU toy cannot use it anyway
+TRAIN_CHARS = 2_400_000        # the storyworld training text (seed 0)
 VAL_SEED = 1_000_003           # the storyworld validation set is a *different* world draw
 VAL_CHARS = 240_000            # ... and a tenth the size of the training set
 
@@ -77,7 +78,8 @@ CONCEPT_WORDS: dict[str, tuple[str, ...]] = {c: tuple(w.split("|")) for c, w in 
 # persistence is what lets a model learn "this text is about the bridge" rather than a
 # handful of words (measured: with concept sentences scattered at random, no SAE feature
 # matched a concept with F1 above 0.2; see docs/architecture.md). The bridge is the rarest
-# topic, so a model left alone seldom brings it up (2% of 50 stories from neutral prompts).
+# topic, so a model left alone seldom brings it up (in 2% of 50 stories from neutral
+# prompts: benchmarks/results/interpret.json).
 CONCEPT_RATES: dict[str, float] = {
     "golden_gate_bridge": 0.04, "ocean": 0.05, "music": 0.05, "rain": 0.05,
     "cooking": 0.05, "numbers": 0.05, "colours": 0.05, "space": 0.05,
@@ -461,7 +463,7 @@ def _story(rng: random.Random) -> tuple[list[str], str | None]:
     return out, topic
 
 
-def storyworld(seed: int = 0, n_chars: int = 2_400_000) -> Corpus:
+def storyworld(seed: int = 0, n_chars: int = TRAIN_CHARS) -> Corpus:
     """Generate stories from `random.Random(seed)` until the text has >= n_chars characters.
 
     Same seed, same text, on any machine. One story per line, stories separated
@@ -603,7 +605,7 @@ def load_corpus(name_or_path: str, split: str = "train", n_chars: int | None = N
         if split == "val":
             corpus = storyworld(VAL_SEED, n_chars or VAL_CHARS)
         else:
-            corpus = storyworld(0, n_chars or 2_400_000)
+            corpus = storyworld(0, n_chars or TRAIN_CHARS)
         if split != "all":
             corpus.name = f"storyworld:{split}"
         return corpus
