@@ -196,7 +196,7 @@ def _boundary(text: str, cut: int, window: int) -> tuple[int, int]:
 # The story world. Templates are data: {A} and {B} are the story's two
 # characters, {he}/{him}/{his} refer to A, every other {slot} is drawn from
 # _FILL (fillers may hold slots themselves). No template or filler outside
-# _CONCEPT_SENTENCES may contain a concept keyword; tests check this.
+# _CONCEPT_SENTENCES and _CONCEPT_ENDINGS may contain a concept keyword; tests check this.
 # ---------------------------------------------------------------------------
 
 def _bar(s: str) -> tuple[str, ...]:
