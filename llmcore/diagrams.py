@@ -75,13 +75,13 @@ STAGE_PAGES: dict[str, str] = {
     "data": "01",
     "pretraining": "02",
     "parameters": "03",
-    "model": "02",  # the GPT is built and trained in the pre-training chapter
-    "inference": "04",
-    "text": "04",
-    "interpretability": "05",
-    "features": "05",
-    "steering": "05",
-    "scale": "06",
+    "model": "04",
+    "inference": "05",
+    "text": "05",
+    "interpretability": "06",
+    "features": "06",
+    "steering": "06",
+    "scale": "07",
 }
 
 # The explainer's arrows, (from, label, to), in its order and its words.

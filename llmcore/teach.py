@@ -1,14 +1,14 @@
 """Notebook helpers: check an exercise answer, and the smoke switch for tests.
 
-Every chapter (notebooks/00..06) ends with two or three exercises. A learner writes
+Every chapter (notebooks/00..07) ends with two or three exercises. A learner writes
 an answer and asks for feedback:
 
     >>> from llmcore import teach
-    >>> teach.check("04.2", None)          # no answer yet: the question and a hint
-    Exercise 04.2: Which temperature makes sampling always pick the most likely token ...
-    >>> teach.check("04.2", 1)
-    Exercise 04.2: Not yet. 1: temperature 1 samples from the model's own probabilities, ...
-    >>> teach.check("04.2", 0).ok
+    >>> teach.check("05.2", None)          # no answer yet: the question and a hint
+    Exercise 05.2: Which temperature makes sampling always pick the most likely token ...
+    >>> teach.check("05.2", 1)
+    Exercise 05.2: Not yet. 1: temperature 1 samples from the model's own probabilities, ...
+    >>> teach.check("05.2", 0).ok
     True
 
 `check` never raises on a wrong or missing answer: it returns a `Feedback` that the
@@ -265,57 +265,57 @@ EXERCISES: dict[str, Exercise] = {
         "`llmcore.model.parameter_breakdown(run.model.cfg)`.",
         lambda: max(_breakdown().items(), key=lambda kv: kv[1])[0], kind="text",
     ),
-    "04.1": Exercise(
+    "05.1": Exercise(
         f"Which token does the shipped model find most likely after {LENS_PROMPT!r}?",
         "`llmcore.generate.next_token_probs(run.model, run.tokenizer, prompt)` lists its guesses.",
         _top_next_token, kind="text",
     ),
-    "04.2": Exercise(
+    "05.2": Exercise(
         "Which temperature makes sampling always pick the most likely token (the same as top_k=1)?",
         "the temperature divides the logits; one value is treated as 'greedy' (see `llmcore.generate.Sampling`).",
         lambda: 0.0, rel_tol=0.0,
         mistakes=[(lambda e: 1.0, "temperature 1 samples from the model's own probabilities, not the top one.")],
     ),
-    "04.3": Exercise(
+    "05.3": Exercise(
         "Four tokens have probabilities 0.5, 0.25, 0.15 and 0.10. With top_p = 0.7, how many of "
         "them can still be drawn?",
         "sort from most to least likely and keep tokens until their total reaches top_p.",
         _top_p_kept,
         mistakes=[(lambda e: e - 1, "0.5 is not yet 0.7: the next token is needed to reach it.")],
     ),
-    "05.1": Exercise(
+    "06.1": Exercise(
         "Which feature (its index) did the SAE's labelling pick for the Golden Gate Bridge?",
         "`sae.metrics['concepts']['golden_gate_bridge']`.",
         lambda: _sae().metrics["concepts"]["golden_gate_bridge"]["feature"],
     ),
-    "05.2": Exercise(
+    "06.2": Exercise(
         "The SAE keeps exactly k features on for every token, out of d_sae. What fraction of its "
         "features is on for one token?",
         "`sae.cfg.k / sae.cfg.d_sae`.",
         lambda: _sae().cfg.k / _sae().cfg.d_sae, rel_tol=0.01,
         mistakes=[(lambda e: 1 / e, "that is turned over: on features / all features.")],
     ),
-    "05.3": Exercise(
+    "06.3": Exercise(
         f"In the logit lens for {LENS_PROMPT!r}, after which block (0, 1, ...) does the top guess "
         "first match the model's final answer?",
         "`logit_lens(run.model, run.tokenizer, 'Once upon a').at(-1)` lists every stage's top guesses "
         "for the last token; read them from the top.",
         _lens_first_block,
     ),
-    "06.1": Exercise(
+    "07.1": Exercise(
         "Llama 2 70B took 1,720,320 GPU-hours. On 12,000 GPUs instead of 6,000, how many days "
         "would it take?",
         "`llmcore.scale.wall_clock_days(gpu_hours, n_gpus)`: GPU-hours / GPUs / 24.",
         lambda: _llama_70b_days_on(12_000), rel_tol=0.02,
         mistakes=[(lambda e: 2 * e, "that is with 6,000 GPUs; twice the GPUs, half the days.")],
     ),
-    "06.2": Exercise(
+    "07.2": Exercise(
         "By the memory-bandwidth bound, how many times slower does Llama-2-70B write a token than "
         "Llama-2-7B (68.98B and 6.74B parameters, both bf16)?",
         "each token reads every weight once, so the time per token grows with the bytes of weights.",
         _decode_ratio, rel_tol=0.05,
     ),
-    "06.3": Exercise(
+    "07.3": Exercise(
         "How many A100 GPU-hours would GPT-3 (175B parameters, 300B tokens) need at MFU 0.43?",
         "`llmcore.scale.estimate('gpt-3-175b')['results']['gpu_hours']`, or 6 x N x D / "
         "(312e12 FLOP/s x 0.43 x 3600).",

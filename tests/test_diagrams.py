@@ -201,7 +201,7 @@ def test_tour_and_notebook_forms():
     assert stage_sequence() == list(STAGES)
     assert stage_sequence(extended=True) == list(ALL_STAGES)
     assert set(STAGE_TITLES) == set(STAGE_PAGES) == set(ALL_STAGES)
-    assert all(re.fullmatch(r"0[0-6]", page) for page in STAGE_PAGES.values())
+    assert all(re.fullmatch(r"0[0-7]", page) for page in STAGE_PAGES.values())
 
     cell = notebook_markdown("inference")
     assert cell == f"```mermaid\n{flowchart('inference')}```\n"

@@ -2,7 +2,7 @@
 
 The checker is tested on the exercises whose answers need no shipped run (scale and
 sampling arithmetic), and on every worked solution in notebooks/solutions/ when the
-shipped run (and, for chapter 05, its SAE) is present.
+shipped run (and, for chapter 06, its SAE) is present.
 """
 
 import math
@@ -35,43 +35,43 @@ def test_none_gives_the_question_and_a_hint_without_failing():
 
 
 def test_right_answers_pass_with_a_tolerance():
-    assert teach.check("06.1", 6).ok  # 5.97 days, within 2%
-    assert teach.check("06.1", 1_720_320 / 12_000 / 24).ok
+    assert teach.check("07.1", 6).ok  # 5.97 days, within 2%
+    assert teach.check("07.1", 1_720_320 / 12_000 / 24).ok
     assert teach.check("02.1", math.log(1024)).ok
-    assert teach.check("04.2", 0).ok and teach.check("04.2", 0.0).ok
-    assert teach.check("04.3", 2).ok
+    assert teach.check("05.2", 0).ok and teach.check("05.2", 0.0).ok
+    assert teach.check("05.3", 2).ok
     assert teach.check("03.2", 70).ok
     assert teach.check("00.2", " Interpretability ").ok  # case, spaces and quotes do not count
     assert teach.check("00.2", "'interpretability'").ok
-    fb = teach.check("06.3", 652_206.3)
+    fb = teach.check("07.3", 652_206.3)
     assert fb.ok and "652,206 is correct" in repr(fb) and fb._repr_markdown_().startswith("\u2705")
 
 
 def test_numpy_and_torch_scalars_are_numbers():
     np = pytest.importorskip("numpy")
     torch = pytest.importorskip("torch")
-    assert teach.check("04.3", np.int64(2)).ok
-    assert teach.check("04.3", torch.tensor(2)).ok
-    assert "2 is correct" in repr(teach.check("04.3", np.int64(2)))
+    assert teach.check("05.3", np.int64(2)).ok
+    assert teach.check("05.3", torch.tensor(2)).ok
+    assert "2 is correct" in repr(teach.check("05.3", np.int64(2)))
 
 
 def test_common_mistakes_get_a_specific_message():
     assert "bf16" in repr(teach.check("03.2", 140))
     assert "bits" in repr(teach.check("02.1", 10))
-    assert "6,000 GPUs" in repr(teach.check("06.1", 12))
-    assert "next token is needed" in repr(teach.check("04.3", 1))
-    assert "greedy" not in repr(teach.check("04.2", 1)) and "temperature 1" in repr(teach.check("04.2", 1))
+    assert "6,000 GPUs" in repr(teach.check("07.1", 12))
+    assert "next token is needed" in repr(teach.check("05.3", 1))
+    assert "greedy" not in repr(teach.check("05.2", 1)) and "temperature 1" in repr(teach.check("05.2", 1))
 
 
 def test_wrong_answers_say_which_way_and_never_raise():
     fb = teach.check("03.2", 7)
     assert fb.ok is False and "too small, by a factor of about 10" in repr(fb)
     assert fb._repr_markdown_().startswith("\u274c")
-    assert "too big" in repr(teach.check("06.2", 11.5))
+    assert "too big" in repr(teach.check("07.2", 11.5))
     for bad in ("ten", [1, 2], float("nan"), True, {"a": 1}):
-        fb = teach.check("06.2", bad)
+        fb = teach.check("07.2", bad)
         assert fb.ok is False
-    assert "not a number" in repr(teach.check("06.2", "ten"))
+    assert "not a number" in repr(teach.check("07.2", "ten"))
     assert teach.check("00.2", "parameters").ok is False
 
 
@@ -79,12 +79,12 @@ def test_unknown_exercise_is_a_user_error():
     with pytest.raises(UserError, match="no exercise '9.9'"):
         teach.check("9.9", 1)
     with pytest.raises(UserError):
-        teach.expected("07.1")
+        teach.expected("08.1")
 
 
 def test_every_notebook_has_its_exercises():
     chapters = {ex_id.split(".")[0] for ex_id in teach.EXERCISES}
-    assert chapters == {"00", "01", "02", "03", "04", "05", "06"}
+    assert chapters == {"00", "01", "02", "03", "05", "06", "07"}
     for chapter in chapters:
         assert 2 <= sum(ex_id.startswith(chapter + ".") for ex_id in teach.EXERCISES) <= 3
 
@@ -124,7 +124,7 @@ def _shipped(sae: bool = False) -> bool:
 @pytest.mark.parametrize("solution", sorted(p.name for p in SOLUTIONS.glob("*.py")))
 def test_worked_solutions_are_right(solution, capsys):
     chapter = solution[:2]
-    if not _shipped(sae=chapter in ("05",)):
+    if not _shipped(sae=chapter in ("06",)):
         pytest.skip("the shipped storyworld run (and its SAE) is not built yet: scripts/build_assets.py")
     runpy.run_path(str(SOLUTIONS / solution), run_name="__main__")
     out = capsys.readouterr().out
@@ -144,7 +144,7 @@ def test_notebooks_import_only_and_check_every_exercise():
     import re
 
     books = sorted(NOTEBOOKS.glob("0*.ipynb"))
-    assert [b.name[:2] for b in books] == ["00", "01", "02", "03", "04", "05", "06"]
+    assert [b.name[:2] for b in books] == ["00", "01", "02", "03", "05", "06", "07"]
     for book in books:
         cells = json.loads(book.read_text())["cells"]
         code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]

@@ -1,6 +1,6 @@
 """Interpretability: look inside a trained GPT, find its features, and steer it.
 
-The modules follow the order a learner meets them in (notebook 05):
+The modules follow the order a learner meets them in (notebook 06):
 
     activations   run text through the model and keep one hook's activations,
                   batched over a corpus with bounded memory

@@ -1,6 +1,6 @@
-"""Solutions to the exercises of 05_interpretability.ipynb.
+"""Solutions to the exercises of 06_interpretability.ipynb.
 
-Run from anywhere: python notebooks/solutions/05_interpretability.py
+Run from anywhere: python notebooks/solutions/06_interpretability.py
 """
 
 from llmcore import teach
@@ -11,19 +11,19 @@ from llmcore.run import load_run
 run = load_run("storyworld")
 sae = load_sae(run)
 
-# 05.1 The labelling is stored in the SAE file's metadata.
+# 06.1 The labelling is stored in the SAE file's metadata.
 answer = sae.metrics["concepts"]["golden_gate_bridge"]["feature"]
-print(teach.check("05.1", answer))
+print(teach.check("06.1", answer))
 
-# 05.2 k of d_sae features are on: 16 / 1024 = 1.6%.
+# 06.2 k of d_sae features are on: 16 / 1024 = 1.6%.
 answer = sae.cfg.k / sae.cfg.d_sae
-print(teach.check("05.2", answer))
+print(teach.check("06.2", answer))
 
-# 05.3 Read the last position's top guess at every stage; the last stage is the model's answer.
+# 06.3 Read the last position's top guess at every stage; the last stage is the model's answer.
 lens = logit_lens(run.model, run.tokenizer, "Once upon a", k=1)
 final = lens.top_strs[-1][-1][0]
 for stage, guesses in zip(lens.stages, lens.top_strs):
     print(f"{stage:<8} {guesses[-1][0]!r}")
 answer = next(int(stage.split()[1]) for stage, guesses in zip(lens.stages, lens.top_strs)
               if stage.startswith("block") and guesses[-1][0] == final)
-print(teach.check("05.3", answer))
+print(teach.check("06.3", answer))
