@@ -284,6 +284,24 @@ class MLP(nn.Module):
         self.hook_pre = Hook()  # [batch, pos, d_mlp]
         self.hook_post = Hook()  # [batch, pos, d_mlp]
 
+    # TransformerLens's names and shapes for the two matrices (views of fc_in / fc_out):
+    # the MLP computes gelu(x @ W_in + b_in) @ W_out + b_out.
+    @property
+    def W_in(self):  # [d_model, d_mlp]
+        return self.fc_in.weight.T
+
+    @property
+    def b_in(self):  # [d_mlp]
+        return self.fc_in.bias
+
+    @property
+    def W_out(self):  # [d_mlp, d_model]
+        return self.fc_out.weight.T
+
+    @property
+    def b_out(self):  # [d_model]
+        return self.fc_out.bias
+
     def forward(self, x):
         # GPT-2's GELU is the tanh approximation ("gelu_new" in Hugging Face)
         h = self.hook_post(F.gelu(self.hook_pre(self.fc_in(x)), approximate="tanh"))

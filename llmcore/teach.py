@@ -1,7 +1,7 @@
 """Notebook helpers: check an exercise answer, and the smoke switch for tests.
 
-Every chapter (notebooks/00..07) ends with two or three exercises. A learner writes
-an answer and asks for feedback:
+Every chapter (notebooks/00..07) ends with exercises. A learner writes an answer and
+asks for feedback:
 
     >>> from llmcore import teach
     >>> teach.check("05.2", None)          # no answer yet: the question and a hint
@@ -15,7 +15,12 @@ an answer and asks for feedback:
 notebook shows (a line of Markdown), so a notebook with unanswered exercises still
 runs from top to bottom. The right answers are computed here from the library and
 the shipped run (`load_run("storyworld")`), never typed in, so they stay true when
-the run is retrained. Worked solutions live in notebooks/solutions/.
+the run is retrained. Worked solutions live in notebooks/solutions/. In chapter 04 the
+answer is a function (softmax, an attention head, ...), run on the model's real
+inputs and compared with its own hooks (`llmcore.code_exercises`):
+
+    >>> teach.check("04.1", lambda x: x.softmax(-1)).ok
+    True
 
 `smoke()` is the switch the notebook tests flip (env LLMCORE_SMOKE=1, as Pyro's
 `smoke_test`): heavy cells train fewer steps on less text, the story stays the same.
@@ -35,10 +40,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from llmcore.code_exercises import CODE_EXERCISES, CodeExercise, judge, shipped_run
 from llmcore.errors import UserError
 
 SMOKE_ENV = "LLMCORE_SMOKE"
-SHIPPED_RUN = "storyworld"
 
 
 def smoke() -> bool:
@@ -95,11 +100,7 @@ class Exercise:
     mistakes: list[tuple[Callable[[object], object], str]] = field(default_factory=list)
 
 
-@functools.lru_cache(maxsize=1)
-def _run():
-    from llmcore.run import load_run
-
-    return load_run(SHIPPED_RUN)
+_run = shipped_run  # the shipped run, loaded once (llmcore.code_exercises)
 
 
 @functools.lru_cache(maxsize=1)
@@ -330,6 +331,11 @@ def _breakdown() -> dict:
     return parameter_breakdown(_run().model.cfg)
 
 
+# Every exercise by id: the answers that are numbers or words above, the functions of
+# chapter 04 (llmcore.code_exercises) beside them.
+ALL_EXERCISES: dict[str, Exercise | CodeExercise] = dict(sorted({**EXERCISES, **CODE_EXERCISES}.items()))
+
+
 # ---------------------------------------------------------------------------
 # Checking
 # ---------------------------------------------------------------------------
@@ -368,14 +374,17 @@ def _matches(ex: Exercise, answer, expected) -> bool:
 
 
 def expected(exercise: str):
-    """The right answer to an exercise, computed from the library (for tests and teachers)."""
+    """The right answer to an exercise, computed from the library (for tests and teachers).
+
+    For a code exercise: the model's own output on the exercise's inputs (a tensor).
+    """
     return _exercise(exercise).expected()
 
 
-def _exercise(exercise: str) -> Exercise:
-    if exercise not in EXERCISES:
-        raise UserError(f"no exercise {exercise!r}; the exercises are {', '.join(EXERCISES)}")
-    return EXERCISES[exercise]
+def _exercise(exercise: str) -> Exercise | CodeExercise:
+    if exercise not in ALL_EXERCISES:
+        raise UserError(f"no exercise {exercise!r}; the exercises are {', '.join(sorted(ALL_EXERCISES))}")
+    return ALL_EXERCISES[exercise]
 
 
 def check(exercise: str, answer) -> Feedback:
@@ -386,6 +395,11 @@ def check(exercise: str, answer) -> Feedback:
     ex = _exercise(exercise)
     if answer is None:
         return Feedback(exercise, None, f"Exercise {exercise}: {ex.question} Hint: {ex.hint}")
+    if isinstance(ex, CodeExercise):  # the answer is a function, run on the model's real inputs
+        ok, why = judge(ex, answer)
+        if ok is None:
+            return Feedback(exercise, None, f"Exercise {exercise}: {ex.question} ({why}) Hint: {ex.hint}")
+        return Feedback(exercise, ok, why)
     want = ex.expected()
     if _matches(ex, answer, want):
         return Feedback(exercise, True, f"{_show(answer)} is correct.")
