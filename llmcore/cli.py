@@ -33,12 +33,15 @@ def _emit(data, as_json: bool, text: str):
 
 def cmd_corpus(a):
     from llmcore.corpus import load_corpus
+    from llmcore.files import atomic_write, check_output_path
     from llmcore.tokenizer import load_tokenizer
 
+    if a.out:
+        check_output_path(a.out)
     corpus = load_corpus(a.name, a.split, n_chars=a.n_chars)
     tok = load_tokenizer(a.tokenizer) if a.tokenizer else None
     if a.out:
-        Path(a.out).write_text(corpus.text, encoding="utf-8")
+        atomic_write(a.out, corpus.text)
     stats = {"corpus": corpus.name, "split": a.split, "source": corpus.source, **corpus.stats(tok)}
     if a.out:
         stats["written_to"] = a.out
@@ -70,7 +73,7 @@ def cmd_train(a):
         elif ev.kind == "sample" and not a.quiet:
             tqdm.write(f"step {ev.step}: {next(iter(ev.samples.values()))!r}")
 
-    out = train(cfg, a.out, callbacks=(progress,), resume=a.resume)
+    out = train(cfg, a.out, callbacks=(progress,), resume=a.resume, force=a.force)
     bar.close()
     if main_process:
         from llmcore.run import load_run
@@ -179,14 +182,15 @@ def _token_bar(quiet: bool):
 
 
 def _code(a, fn, verb):
-    from llmcore.params import atomic_write
+    from llmcore.files import atomic_write, check_output_path
     from llmcore.run import load_run
 
+    check_output_path(a.output)  # a device, FIFO or symlink as output is refused before any work
     run, data = load_run(a.run), _read_file(a.input)
     progress, close = _token_bar(a.quiet)
     out = fn(run, data, progress=progress)
     close()
-    atomic_write(Path(a.output), lambda tmp: tmp.write_bytes(out))
+    atomic_write(a.output, out)
     print(f"{verb} {a.input} ({len(data):,} bytes) -> {a.output} ({len(out):,} bytes)")
 
 
@@ -302,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = command("train", cmd_train, "pre-train a GPT and write a run directory")
     t.add_argument("--out", required=True, help="the run directory to write")
     t.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
+    t.add_argument("--force", action="store_true", help="start over in an --out that holds a run: its model, SAE "
+                   "and checkpoint are deleted once the new run is ready to start, then replaced")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     defaults = TrainConfig()
     helps = {"corpus": "storyworld, python-docs or a path", "tokenizer": "bpe, char, or a tokenizer.json",

@@ -23,6 +23,7 @@ folder with just `pytorch_model.bin` (a pickle) is refused.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -71,16 +72,36 @@ def hf_config(cfg) -> dict:
     }
 
 
+HF_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
+
+
 def export_hf(run, out_dir) -> Path:
-    """Write a Hugging Face GPT-2 folder for an opened run (`llmcore.run.load_run`)."""
+    """Write a Hugging Face GPT-2 folder for an opened run (`llmcore.run.load_run`).
+
+    Everything is checked before the first byte is written: OUT may be new, empty, or an
+    earlier export (its four files are replaced); never the run itself, a folder inside
+    it, or any folder holding an llmcore run.
+    """
     from safetensors.torch import save_file
 
+    from llmcore.files import atomic_write, check_output_folder, check_output_path
+    from llmcore.run import run_evidence
     from llmcore.tokenizer import save_hf
 
-    out = Path(out_dir)
+    out = check_output_folder(out_dir)
+    src, dst = Path(run.path).resolve(), out.resolve()
+    if dst == src or src in dst.parents:
+        raise UserError(f"{out} is the run {run.path} itself or a folder inside it; export to a new folder")
+    evidence = run_evidence(out)
+    if evidence:
+        raise UserError(f"{out} holds an llmcore run ({evidence}); export to a new folder")
+    if out.is_dir():
+        for name in HF_FILES:  # each must be absent or a regular file: no FIFO, device or symlink
+            check_output_path(out / name)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(hf_config(run.model.cfg), indent=2))
-    save_file(to_hf_state(run.model), str(out / "model.safetensors"), metadata={"format": "pt"})
+    atomic_write(out / "config.json", json.dumps(hf_config(run.model.cfg), indent=2))
+    state = to_hf_state(run.model)
+    atomic_write(out / "model.safetensors", lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
     save_hf(run.tokenizer, out)
     return out
 
@@ -90,12 +111,20 @@ def import_hf(folder, out_dir) -> Path:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from llmcore.files import check_output_folder
     from llmcore.model import GPT, GPTConfig
     from llmcore.params import read_header, save_params
-    from llmcore.run import TOKENIZER_FILE
+    from llmcore.run import TOKENIZER_FILE, run_evidence
     from llmcore.tokenizer import load_hf
 
-    folder = Path(folder)
+    folder, out = Path(folder), check_output_folder(out_dir)
+    # The output is checked first, before anything is read or written: never the input folder,
+    # never over another model (a Hugging Face folder or an llmcore run).
+    if out.resolve() == folder.resolve():
+        raise UserError(f"{out} is the folder being imported; import into a new folder")
+    evidence = run_evidence(out) or next((n for n in HF_FILES if os.path.lexists(out / n)), None)
+    if evidence:
+        raise UserError(f"{out} already holds a model ({evidence}); import into a new folder")
     cfg_path, weights = folder / "config.json", folder / "model.safetensors"
     if not cfg_path.is_file():
         raise UserError(f"{folder}: no config.json; is this a Hugging Face model folder?")
@@ -153,7 +182,6 @@ def import_hf(folder, out_dir) -> Path:
     tok = load_hf(folder)
     if tok.vocab_size != cfg.d_vocab:
         raise UserError(f"{folder}: the tokenizer has {tok.vocab_size} tokens but the model {cfg.d_vocab}; they must match")
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tok.save(out / TOKENIZER_FILE)
     save_params(model, out / "model.safetensors", tokenizer_kind=tok.kind, provenance={"imported_from": str(folder)})

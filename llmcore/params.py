@@ -22,13 +22,13 @@ lying header, wrong shapes, NaN) ends in a one-line `UserError`.
 from __future__ import annotations
 
 import json
-import os
 import struct
 from pathlib import Path
 
 import torch
 
 from llmcore.errors import UserError
+from llmcore.files import atomic_write
 
 FORMAT = "llmcore"
 FORMAT_VERSION = 1
@@ -36,27 +36,6 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, 
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit for the JSON header
 _ST_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 SCALE_SUFFIX = ".scale"  # int8 files keep one fp32 scale per output row beside each matrix
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write through `write(tmp_path)` to a temporary name, then rename over `path`.
-
-    A crash mid-write leaves the old file (or none), never half of a new one.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except Exception as e:  # a full disk surfaces as OSError, or as safetensors' own error
-        if isinstance(e, OSError) or type(e).__name__ == "SafetensorError":
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise UserError(f"{path}: could not write ({reason}); the previous version is intact") from e
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def quantize_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,6 +15,7 @@ run that ships in `llmcore/assets/` (`load_run("storyworld")`).
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,39 @@ def resolve_run(name_or_path) -> Path:
         return p.parent
     shipped = ", ".join(shipped_runs()) or "none"
     raise UserError(f"{name_or_path!r} is not a run directory (no {MODEL_FILE}); shipped runs: {shipped}")
+
+
+RUN_ONLY_FILES = (METRICS_FILE, TIMELINE_FILE, SAE_FILE, "checkpoint.safetensors", ".llmcore.lock")
+
+
+def run_evidence(folder) -> str | None:
+    """The name of a file showing that `folder` holds an llmcore run, or None.
+
+    For the commands that fill a folder (export-hf, import-hf) and must never write over
+    a run: its logs, SAE, checkpoint or lock, an llmcore parameter file (a Hugging Face
+    export's model.safetensors says "pt" instead), or an llmcore tokenizer.
+    """
+    folder = Path(folder)
+    for name in RUN_ONLY_FILES:
+        if os.path.lexists(folder / name):
+            return name
+    model, tok = folder / MODEL_FILE, folder / TOKENIZER_FILE
+    if os.path.lexists(model):
+        from llmcore.params import read_header
+
+        try:
+            if read_header(model)[1].get("format") != "pt":
+                return MODEL_FILE  # llmcore's, or unreadable: not ours to replace
+        except UserError:
+            return MODEL_FILE
+    if os.path.lexists(tok):
+        try:
+            head = json.loads(tok.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return TOKENIZER_FILE
+        if not isinstance(head, dict) or "kind" in head:  # llmcore tokenizers carry a "kind"
+            return TOKENIZER_FILE
+    return None
 
 
 def read_jsonl(path: Path, limit: int = 1_000_000) -> list[dict]:

@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from llmcore.errors import UserError
+from llmcore.files import atomic_write, check_output_folder
 from llmcore.tokenizer_hf import HF_UNK_TOKEN, byte_table, load_hf, save_hf  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
@@ -175,7 +176,9 @@ class Tokenizer:
         path = Path(path)
         if path.is_dir():
             path = path / FILE_NAME
-        _write_atomic(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n")
+        if not path.parent.is_dir():  # a new folder: made here, unless it would be in the package
+            check_output_folder(path.parent).mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n")
         logger.info("saved %s tokenizer (%d tokens) to %s", self.kind, self.vocab_size, path)
         return path
 
@@ -563,18 +566,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError) as e:  # JSONDecodeError, 5000-digit ints, [[[[...]]]]
         raise UserError(f"{path} is not valid JSON ({_one_line(e)}); the file may be truncated or corrupt") from None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    # Write to a temporary name in the same folder, then rename: never a half-written file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _one_line(e: BaseException) -> str:

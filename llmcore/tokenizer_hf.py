@@ -161,7 +161,8 @@ def save_hf(tok: Tokenizer, folder: str | os.PathLike) -> Path:
     from tokenizers import Regex, decoders, models, pre_tokenizers
     from tokenizers import Tokenizer as HFTokenizer
 
-    from llmcore.tokenizer import FILE_NAME, UNK_STR, BPETokenizer, CharTokenizer, _write_atomic
+    from llmcore.files import atomic_write, check_output_folder
+    from llmcore.tokenizer import FILE_NAME, UNK_STR, BPETokenizer, CharTokenizer
 
     folder = Path(folder)
     target = folder / FILE_NAME
@@ -185,8 +186,9 @@ def save_hf(tok: Tokenizer, folder: str | os.PathLike) -> Path:
     else:
         raise UserError(f"save_hf needs a CharTokenizer or BPETokenizer, not {type(tok).__name__}")
     config = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
-    _write_atomic(target, text)
-    _write_atomic(folder / "tokenizer_config.json", json.dumps(config, indent=2) + "\n")
+    check_output_folder(folder).mkdir(parents=True, exist_ok=True)
+    atomic_write(target, text)
+    atomic_write(folder / "tokenizer_config.json", json.dumps(config, indent=2) + "\n")
     logger.info("exported %s tokenizer to %s for Hugging Face transformers", tok.kind, folder)
     return folder
 

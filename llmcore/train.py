@@ -31,9 +31,10 @@ from pathlib import Path
 import torch
 
 from llmcore.errors import UserError
+from llmcore.files import append_line, atomic_write, check_output_folder, lock_folder, remove_stale_temps
 from llmcore.model import GPT, config_from_preset, loss_fn
-from llmcore.params import atomic_write, save_params
-from llmcore.run import METRICS_FILE, MODEL_FILE, TIMELINE_FILE, TOKENIZER_FILE, read_jsonl
+from llmcore.params import save_params
+from llmcore.run import METRICS_FILE, MODEL_FILE, SAE_FILE, TIMELINE_FILE, TOKENIZER_FILE, read_jsonl
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -249,12 +250,11 @@ def load_checkpoint(path: Path, model, opt, gen: torch.Generator) -> dict:
 def _truncate_jsonl(path: Path, step: int):
     """Drop records past `step` (written after the checkpoint a resumed run starts from)."""
     rows = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
-    atomic_write(path, lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in rows)))
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _append_jsonl(path: Path, row: dict):
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(row) + "\n")
+    append_line(path, json.dumps(row))  # never through a symlink planted in the run folder
 
 
 # --- the loop -------------------------------------------------------------------------
@@ -271,16 +271,68 @@ def _distributed():
     return dist.get_rank(), dist.get_world_size()
 
 
+def _check_out(out: Path, resume: bool, force: bool) -> None:
+    """Refuse an output folder whose run this training would destroy (nothing written yet)."""
+    if resume and force:
+        raise UserError("--resume continues a run and --force starts it over; choose one")
+    check_output_folder(out)  # not a file, not a symlink, not inside the installed package
+    ckpt = out / CHECKPOINT_FILE
+    if resume and not ckpt.is_file():
+        raise UserError(f"{out}: nothing to resume (no {CHECKPOINT_FILE}); start without --resume")
+    if resume or force:
+        return
+    if ckpt.exists():
+        raise UserError(f"{out} holds an unfinished run; pass --resume to continue it, --force to start it over, "
+                        f"or choose another folder")
+    if (out / MODEL_FILE).exists():
+        raise UserError(f"{out} holds a finished run ({MODEL_FILE}); choose another --out, "
+                        f"or pass --force to replace it")
+
+
+def _lock_out(out: Path, resume: bool, force: bool, rank: int, world: int, device) -> lock_folder | None:
+    """Rank 0 locks the run folder (it alone writes there); every process learns if that failed."""
+    lock, error = None, None
+    if rank == 0:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            lock = lock_folder(out)
+            _check_out(out, resume, force)  # again: the folder cannot change under the lock
+            remove_stale_temps(out)  # left by a writer killed mid-write; ours alone, under the lock
+        except UserError as e:
+            if lock:
+                lock.close()
+            error = e
+    if world > 1:  # under torchrun: the other processes must not train on alone
+        import torch.distributed as dist
+
+        ok = torch.tensor([error is None], dtype=torch.int32, device=device)
+        dist.broadcast(ok, src=0)
+        if not int(ok) and rank != 0:
+            raise UserError(f"{out}: the first process refused to train here (see its message)")
+    if error:
+        raise error
+    return lock
+
+
 def train(
     cfg: TrainConfig,
     out_dir,
     *,
     callbacks: tuple[Callable[[TrainEvent], None], ...] = (),
     resume: bool = False,
+    force: bool = False,
     data: Data | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Path:
-    """Train a model as `cfg` says and write a run directory at `out_dir`; returns its path."""
+    """Train a model as `cfg` says and write a run directory at `out_dir`; returns its path.
+
+    `out_dir` is new, empty, or a start killed before its first checkpoint. An unfinished
+    run (it holds a checkpoint) continues with `resume`. A finished run (it holds a model)
+    or an unfinished one is started over only with `force`: once the data and model are
+    ready, its model, SAE and checkpoint are deleted first, then the new tokenizer and
+    empty logs written, so a killed start never leaves the old model beside a new
+    tokenizer. The folder is locked while training: a second process is refused.
+    """
     out = Path(out_dir)
     rank, world = _distributed()
     if cfg.batch_size % (world * cfg.grad_accum):
@@ -288,15 +340,18 @@ def train(
     device = pick_device(cfg.device)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", rank % torch.cuda.device_count())
-    ckpt = out / CHECKPOINT_FILE
-    if resume and not ckpt.is_file():
-        raise UserError(f"{out}: nothing to resume (no {CHECKPOINT_FILE}); start without --resume")
-    if not resume and (out / CHECKPOINT_FILE).exists():
-        raise UserError(f"{out} holds an unfinished run; pass --resume to continue it, or choose another folder")
-    out.mkdir(parents=True, exist_ok=True)
-    for stray in out.glob(".*.tmp-*"):  # left by a process killed inside atomic_write
-        stray.unlink(missing_ok=True)
+    _check_out(out, resume, force)  # before anything is written, in every process
+    lock = _lock_out(out, resume, force, rank, world, device)
+    try:
+        return _train_locked(cfg, out, rank, world, device, callbacks, resume, force, data, should_stop)
+    finally:
+        if lock:
+            lock.close()
 
+
+def _train_locked(cfg, out, rank, world, device, callbacks, resume, force, data, should_stop) -> Path:
+    """The loop itself, run while this process holds the run folder's lock."""
+    ckpt = out / CHECKPOINT_FILE
     data = data or prepare_data(cfg)
     tok = data.tokenizer
     overrides = {"n_ctx": cfg.n_ctx} if cfg.n_ctx else {}
@@ -318,9 +373,12 @@ def train(
             _truncate_jsonl(out / METRICS_FILE, start_step)
             _truncate_jsonl(out / TIMELINE_FILE, start_step)
     elif rank == 0:
+        if force:  # the old run's weights go first, before anything of the new run is written
+            for name in (MODEL_FILE, SAE_FILE, CHECKPOINT_FILE):
+                (out / name).unlink(missing_ok=True)
         tok.save(out / TOKENIZER_FILE)
         for name in (METRICS_FILE, TIMELINE_FILE):
-            (out / name).write_text("")
+            atomic_write(out / name, "")  # replaces a regular file only, never a symlink's target
 
     ddp_model = model
     if world > 1:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from llmcore import files
 from llmcore.run import ASSETS
 from llmcore.train import TrainConfig, train
 
@@ -48,6 +49,7 @@ def main():
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)  # results depend on the thread count; one thread is reproducible anywhere
+    files.ALLOW_PACKAGE_WRITES = True  # this script alone may write the shipped runs
     out = ASSETS / "storyworld"
     if not a.skip_train:
         build_storyworld(out)

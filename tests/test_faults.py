@@ -1,7 +1,7 @@
 """Faults while training: a disk that fills up in the middle of a checkpoint.
 
 A checkpoint is written to a temporary name and renamed over the old one
-(`llmcore.params.atomic_write`), so a write that fails half-way must leave the last
+(`llmcore.files.atomic_write`), so a write that fails half-way must leave the last
 good checkpoint untouched, raise an error that says what happened (no space left),
 leave no half-written file behind, and a later `train(..., resume=True)` must reach
 exactly the weights of a run that never failed.

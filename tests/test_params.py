@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llmcore.errors import UserError
+from llmcore.files import atomic_write
 from llmcore.model import GPT, GPTConfig
 from llmcore.params import (
     DTYPES,
     SCALE_SUFFIX,
-    atomic_write,
     inspect_file,
     load_model,
     load_params,

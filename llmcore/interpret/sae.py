@@ -53,7 +53,7 @@ def save_sae(sae: SAE, path, *, metrics: dict | None = None, model_sha256: str =
 
     from safetensors.torch import save_file
 
-    from llmcore.params import atomic_write
+    from llmcore.files import atomic_write
 
     tensors = {name: getattr(sae, name).detach().float().cpu().contiguous() for name in TENSORS}
     meta = {
@@ -124,15 +124,30 @@ def train_sae_for_run(run_or_path, cfg: SAEConfig | None = None, *, layer: int |
     the best steering feature and strength for STEER_CONCEPTS (`find_steering`) are stored
     in the file's metadata, so `steer --feature golden_gate_bridge` needs no search.
     """
+    import contextlib
     import time
     from pathlib import Path
 
-    from llmcore.corpus import load_corpus
-    from llmcore.interpret.activations import check_hook, collect, resid_hook, windows
-    from llmcore.run import MODEL_FILE, SAE_FILE
+    from llmcore.files import check_output_path, lock_folder
+    from llmcore.run import SAE_FILE
 
     t0 = time.perf_counter()
     run = as_run(run_or_path)
+    path = check_output_path(Path(out) if out else run.path / SAE_FILE)  # refused now, not after training
+    # Into its own run folder, an SAE is written under the run's lock: never while a run trains there.
+    own_folder = path.parent.resolve() == run.path.resolve()
+    with lock_folder(path.parent, "writing an SAE") if own_folder else contextlib.nullcontext():
+        return _train_sae(run, path, cfg, layer, callbacks, label, overrides, t0)
+
+
+def _train_sae(run, path, cfg, layer, callbacks, label, overrides, t0):
+    """train_sae_for_run's work: collect activations, train, measure, label, save to `path`."""
+    import time
+
+    from llmcore.corpus import load_corpus
+    from llmcore.interpret.activations import check_hook, collect, resid_hook, windows
+    from llmcore.run import MODEL_FILE
+
     model, n_ctx = run.model, run.model.cfg.n_ctx
     base = (cfg or SAEConfig(d_model=model.cfg.d_model)).to_dict()
     if layer is not None:  # the same hook in another block
@@ -174,7 +189,6 @@ def train_sae_for_run(run_or_path, cfg: SAEConfig | None = None, *, layer: int |
         emit(SAEEvent("steer", cfg.steps, cfg.steps, elapsed=time.perf_counter() - t0))
         steering = {c: find_steering(run, sae, c) for c in STEER_CONCEPTS}
     metrics |= {"train_seconds": round(time.perf_counter() - t0, 1), "concepts": concepts, "steering": steering}
-    path = Path(out) if out else run.path / SAE_FILE
     save_sae(sae, path, metrics=metrics, model_sha256=file_sha256(run.path / MODEL_FILE))
     emit(SAEEvent("done", cfg.steps, cfg.steps, elapsed=time.perf_counter() - t0, info=metrics))
     return path

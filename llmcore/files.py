@@ -1,0 +1,305 @@
+"""Files: how llmcore writes them without destroying anything it was not asked to replace.
+
+Every file llmcore writes goes through this module. The promise is "bad input loses
+nothing", and writing is where data gets lost: a crash half-way through, a device
+node or FIFO at the output path (`compress ... /dev/null` run as root would replace
+the machine's /dev/null), a symlink planted in an output folder that points at
+someone else's file, a guessable temporary name, a shipped run inside the installed
+package, two processes training into one folder.
+
+## Writing
+
+    atomic_write(path, data)     a whole file: temporary file in the same folder, fsync, rename
+    append_line(path, line)      one JSON line added to a log (metrics.jsonl, timeline.jsonl)
+    check_output_path(path)      what both check first: absent or a regular file, nowhere forbidden
+    check_output_folder(folder)  the same for a folder a command fills (a run, an HF export)
+    lock_folder(folder)          one process at a time trains (or writes an SAE) in a run folder
+    remove_stale_temps(folder)   the temporary files a killed process left behind
+
+A whole-file write never touches the destination until the new bytes are on disk:
+
+    1. refuse an output that is not a regular file (device, FIFO, socket, folder) or is a
+       symlink, or lies inside the installed package: before a single byte is written
+    2. create `.{name}.{random}.llmcore-tmp` beside it, exclusively (O_CREAT|O_EXCL|
+       O_NOFOLLOW): an unpredictable name another user cannot plant a symlink at
+    3. write, fsync, check the name still is the file we created, then rename it over the
+       destination (atomic on POSIX) and fsync the folder so the rename itself survives
+       a power cut. A crash at any point leaves the old file (or none), never half a new one.
+
+A symlink at the destination is refused rather than followed or replaced: following it
+would write wherever it points (the planted-symlink attack), replacing it would
+surprise whoever made it. The user is told to give the real path instead.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+from pathlib import Path
+
+from llmcore.errors import UserError
+
+# --- writing ----------------------------------------------------------------------------
+
+TEMP_SUFFIX = ".llmcore-tmp"  # every temporary file ends so: `.{name}.{12 hex}.llmcore-tmp`
+LOCK_FILE = ".llmcore.lock"  # in a run folder, held (flock) by the process writing there
+PACKAGE = Path(__file__).resolve().parent  # the installed llmcore: shipped runs live in assets/
+# scripts/build_assets.py sets this to rebuild the shipped runs; nothing else may write there.
+ALLOW_PACKAGE_WRITES = False
+
+_KINDS = {  # what an output path that is not a regular file is, in words
+    stat.S_IFDIR: "a folder",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _one_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return (lines[0] if lines else type(e).__name__)[:200]
+
+
+def _refuse_package(path: Path) -> None:
+    """Refuse a path inside the installed llmcore package (its shipped runs are read-only)."""
+    if ALLOW_PACKAGE_WRITES:
+        return
+    real = Path(os.path.realpath(path))  # `runs/x -> llmcore/assets/storyworld` is refused too
+    if real == PACKAGE or PACKAGE in real.parents:
+        run = real.parent if real.parent.parent.name == "assets" else real
+        raise UserError(
+            f"{path} is inside the installed llmcore package, whose shipped runs are read-only; "
+            f"write to a folder of your own instead (e.g. copy the run first: cp -r {run} my-run)"
+        )
+
+
+def check_output_path(path) -> Path:
+    """Refuse, before anything is written, an output path llmcore must not replace.
+
+    Allowed: nothing there yet, or a regular file (it will be replaced). Refused: a
+    symlink, a folder, a device, a FIFO, a socket, a missing parent folder, and any
+    path inside the installed package. Returns the path.
+    """
+    path = Path(path)
+    _refuse_package(path)
+    try:
+        st = os.lstat(path)  # lstat: look at the name itself, never through a symlink
+    except FileNotFoundError:
+        if not path.parent.is_dir():
+            raise UserError(f"{path}: the folder {path.parent} does not exist; create it first") from None
+        return path
+    except OSError as e:  # a path component that is a file, a name too long, no permission
+        raise UserError(f"cannot write {path}: {e.strerror or _one_line(e)}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise UserError(f"{path} is a symbolic link; llmcore does not write through links: "
+                        f"give the real path ({os.path.realpath(path)}) or remove the link")
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        raise UserError(f"{path} is {kind}, not a regular file; llmcore writes only regular files: "
+                        f"choose another output path")
+    return path
+
+
+def check_output_folder(folder) -> Path:
+    """Refuse a folder a command would fill if it is a symlink, not a folder, or in the package."""
+    folder = Path(folder)
+    _refuse_package(folder)
+    if folder.is_symlink():
+        raise UserError(f"{folder} is a symbolic link; give the real folder ({os.path.realpath(folder)})")
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder} exists and is not a folder; choose a new folder name")
+    return folder
+
+
+def atomic_write(path, data) -> None:
+    """Write a whole file: `data` (bytes, str as UTF-8, or `fn(tmp_path)` that writes it).
+
+    A crash mid-write leaves the old file (or none), never half of a new one; see the
+    module docstring for the steps. `fn` is for writers that want a file name (safetensors).
+    """
+    path = check_output_path(path)
+    tmp, fd = _create_temp(path)
+    written = None  # the file that will be renamed into place, when a writer replaced ours
+    try:
+        try:
+            if callable(data):
+                data(tmp)
+                # A writer given a name may replace the file (safetensors writes its own temporary
+                # file and renames it over ours). What is there now must be a regular file of ours:
+                # O_NOFOLLOW refuses a symlink put there meanwhile, the owner check a stranger's file.
+                written = os.open(tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK | os.O_CLOEXEC)
+                st = os.fstat(written)
+                if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                    raise UserError(f"{tmp} was replaced by someone else while llmcore wrote it; nothing was changed")
+            else:
+                raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+                view = memoryview(raw)
+                while view:  # os.write may write less than asked (signals, a full disk): loop
+                    view = view[os.write(fd, view):]
+            # Permissions: those of the file being replaced, else a new file's (0o666 less the umask).
+            mode = _old_mode(path)
+            mode = stat.S_IMODE(os.fstat(fd).st_mode) if mode is None else mode
+            os.fchmod(fd if written is None else written, mode)
+            os.fsync(fd if written is None else written)  # the bytes are on disk before the rename
+            check_output_path(path)  # still absent or regular: a FIFO made meanwhile is not replaced
+            os.replace(tmp, path)
+        except OSError as e:
+            raise UserError(f"{path}: could not write ({_one_line(e)}); the previous version is intact") from e
+        except Exception as e:  # safetensors reports a full disk as its own error type
+            if type(e).__name__ == "SafetensorError":
+                raise UserError(f"{path}: could not write ({_one_line(e)}); the previous version is intact") from e
+            raise
+    finally:
+        for f in (fd, written):
+            if f is not None:
+                os.close(f)
+        try:
+            os.unlink(tmp)  # still there only if something failed before the rename
+        except FileNotFoundError:
+            pass
+    _fsync_folder(path.parent)
+
+
+def _create_temp(path: Path) -> tuple[Path, int]:
+    """A new, empty file `.{name}.{random}.llmcore-tmp` in path's folder, created exclusively."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        # 48 random bits: nobody can guess the name in advance to plant a symlink at it, and
+        # O_EXCL fails rather than open anything already there (a file, a link, a FIFO).
+        tmp = path.with_name(f".{path.name[:200]}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+        try:
+            return tmp, os.open(tmp, flags, 0o666)  # 0o666 less the umask, like any new file
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise UserError(f"cannot write in {path.parent}: {e.strerror or _one_line(e)}") from None
+    raise UserError(f"cannot create a temporary file in {path.parent}; remove its *{TEMP_SUFFIX} files")
+
+
+def _old_mode(path: Path) -> int | None:
+    """The permissions of the file about to be replaced (a 0600 file stays 0600), or None."""
+    try:
+        return stat.S_IMODE(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return None
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename durable: fsync the folder (where the OS allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on a folder; the rename is still atomic
+        pass
+    finally:
+        os.close(fd)
+
+
+def append_line(path, line: str) -> None:
+    """Add one line to a log file (created if absent), never through a symlink or into a FIFO.
+
+    Logs grow while a run trains, so they are appended to rather than rewritten; a run
+    killed mid-line leaves a torn last line, which `llmcore.run.read_jsonl` skips.
+    """
+    path = check_output_path(path)
+    # O_NOFOLLOW: a symlink put here since the check is refused by the kernel (ELOOP);
+    # O_NONBLOCK: a FIFO put here cannot make the open hang (it fails or is caught below).
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENXIO, errno.EMLINK):
+            check_output_path(path)  # says what the path has become
+        raise UserError(f"{path}: could not write ({_one_line(e)})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UserError(f"{path} is not a regular file; llmcore writes only regular files")
+        data = memoryview((line if line.endswith("\n") else line + "\n").encode("utf-8"))
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError as e:
+        raise UserError(f"{path}: could not write ({_one_line(e)})") from None
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(folder) -> list[str]:
+    """Delete the temporary files killed writers left in `folder`; returns their names.
+
+    Call it only while holding the folder's lock (`lock_folder`): a live writer's
+    temporary file looks just the same. Unlinking a symlink removes the link, not its target.
+    """
+    removed = []
+    for p in Path(folder).glob(f".*{TEMP_SUFFIX}"):
+        try:
+            if stat.S_ISDIR(os.lstat(p).st_mode):
+                continue
+            p.unlink()
+            removed.append(p.name)
+        except OSError:
+            continue
+    return removed
+
+
+class lock_folder:
+    """Hold `folder/.llmcore.lock` (flock, exclusive, non-blocking) while writing in the folder.
+
+        with lock_folder(out):
+            ... train ...
+
+    A second process asking for the same folder gets a one-line refusal instead of
+    interleaving its metrics with the first's. The lock belongs to the open file, so it
+    goes away when the process dies, however it dies; a clean exit also deletes the file.
+    """
+
+    def __init__(self, folder, doing: str = "training"):
+        import fcntl
+
+        folder = check_output_folder(folder)
+        self.path, self.fd = folder / LOCK_FILE, None
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK | os.O_CLOEXEC
+        for _ in range(100):
+            check_output_path(self.path)  # absent or a regular file: never a planted symlink or FIFO
+            try:
+                fd = os.open(self.path, flags, 0o666)
+            except OSError as e:
+                raise UserError(f"cannot lock {folder}: {e.strerror or _one_line(e)}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise UserError(f"{folder} is in use by another llmcore process ({doing} there); "
+                                f"wait for it to finish or choose another folder") from None
+            # The holder before us may have deleted the file between our open and our flock:
+            # then we hold a lock on a file nobody else can see. Only the file at the path counts.
+            try:
+                same = os.path.samestat(os.fstat(fd), os.lstat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+                return
+            os.close(fd)
+        raise UserError(f"cannot lock {folder}: its {LOCK_FILE} keeps changing; try again")
+
+    def close(self) -> None:
+        """Release: delete the lock file, then close it (closing releases the flock)."""
+        if self.fd is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
