@@ -92,12 +92,12 @@ def export_hf(run, out_dir) -> Path:
     src, dst = Path(run.path).resolve(), out.resolve()
     if dst == src or src in dst.parents:
         raise UserError(f"{out} is the run {run.path} itself or a folder inside it; export to a new folder")
-    evidence = run_evidence(out)
-    if evidence:
-        raise UserError(f"{out} holds an llmcore run ({evidence}); export to a new folder")
     if out.is_dir():
         for name in HF_FILES:  # each must be absent or a regular file: no FIFO, device or symlink
             check_output_path(out / name)
+    evidence = run_evidence(out)
+    if evidence:
+        raise UserError(f"{out} holds an llmcore run ({evidence}); export to a new folder")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "config.json", json.dumps(hf_config(run.model.cfg), indent=2))
     state = to_hf_state(run.model)

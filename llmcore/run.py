@@ -64,6 +64,9 @@ def run_evidence(folder) -> str | None:
         if os.path.lexists(folder / name):
             return name
     model, tok = folder / MODEL_FILE, folder / TOKENIZER_FILE
+    for p in (model, tok):  # read only regular files: never through a link, never from a FIFO
+        if os.path.lexists(p) and not p.is_file() or p.is_symlink():
+            return p.name
     if os.path.lexists(model):
         from llmcore.params import read_header
 

@@ -31,7 +31,14 @@ from pathlib import Path
 import torch
 
 from llmcore.errors import UserError
-from llmcore.files import append_line, atomic_write, check_output_folder, lock_folder, remove_stale_temps
+from llmcore.files import (
+    append_line,
+    atomic_write,
+    check_output_folder,
+    check_output_path,
+    lock_folder,
+    remove_stale_temps,
+)
 from llmcore.model import GPT, config_from_preset, loss_fn
 from llmcore.params import save_params
 from llmcore.run import METRICS_FILE, MODEL_FILE, SAE_FILE, TIMELINE_FILE, TOKENIZER_FILE, read_jsonl
@@ -276,6 +283,9 @@ def _check_out(out: Path, resume: bool, force: bool) -> None:
     if resume and force:
         raise UserError("--resume continues a run and --force starts it over; choose one")
     check_output_folder(out)  # not a file, not a symlink, not inside the installed package
+    if out.is_dir():  # every file training writes: absent or regular, never a planted symlink or FIFO
+        for name in (TOKENIZER_FILE, METRICS_FILE, TIMELINE_FILE, CHECKPOINT_FILE, MODEL_FILE):
+            check_output_path(out / name)
     ckpt = out / CHECKPOINT_FILE
     if resume and not ckpt.is_file():
         raise UserError(f"{out}: nothing to resume (no {CHECKPOINT_FILE}); start without --resume")
