@@ -12,7 +12,7 @@ have happened.
 
 After every kill, every file the run has written must be whole: model.safetensors
 and checkpoint.safetensors absent or loadable in full, tokenizer.json absent or
-loadable. Temporary files a killed writer left behind (`.name.tmp-PID`) are counted:
+loadable. Temporary files a killed writer left behind (`.name.RANDOM.llmcore-tmp`) are counted:
 they are garbage, not corruption, because nothing ever reads them.
 
     .venv/bin/python scripts/soak_kill.py                # 20 kills
