@@ -170,7 +170,7 @@ def _view(walk, step) -> dict:
         pattern = step.key == "pattern"
         return {"z": z, "text": text, "x": rows, "y": rows, "scale": "Oranges" if pattern else "RdBu_r",
                 "mid": None if pattern else 0.0, "xtitle": "key: the token read", "ytitle": "query: the reader"}
-    z = [[round(float(x), 3) for x in r] for r in v.tolist()]  # [pos, numbers]
+    z = [[round(float(x), 2) for x in r] for r in v.tolist()]  # [pos, numbers]; 2 decimals keep notebooks small
     return {"z": z, "text": None, "x": None, "y": rows, "scale": "RdBu_r", "mid": 0.0,
             "xtitle": f"{step.axes[1]}: {v.shape[1]} numbers per token", "ytitle": ""}
 

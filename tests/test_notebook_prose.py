@@ -1,0 +1,59 @@
+"""Numbers quoted in a chapter's prose must be the numbers of the run it describes.
+
+Markdown cannot compute, so each chapter's quoted numbers are listed here as phrases
+rendered from the shipped run: retrain the asset with another shape and the stale
+sentence fails this test. A number in the prose that no phrase accounts for fails too.
+"""
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from llmcore.code_exercises import ATOL
+from llmcore.run import load_run, shipped_runs
+
+NOTEBOOKS = Path(__file__).parent.parent / "notebooks"
+NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?<![,.])")
+
+pytestmark = pytest.mark.skipif("storyworld" not in shipped_runs(), reason="the shipped run is not built yet")
+
+
+def prose(notebook: str) -> str:
+    """A chapter's Markdown, with runs of whitespace made single spaces."""
+    cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
+    return " ".join(" ".join("".join(c["source"]).split()) for c in cells if c["cell_type"] == "markdown")
+
+
+def test_chapter_04_quotes_the_shipped_models_shape():
+    cfg = load_run("storyworld").model.cfg
+    text = prose("04_model.ipynb")
+    later = ", ".join(str(i) for i in range(1, cfg.n_layers - 1)) + f" and {cfg.n_layers - 1}"
+    phrases = [
+        f"The model stacks {cfg.n_layers} blocks",
+        f"Blocks {later} do the same",
+        f"here {cfg.n_heads} of them, each working on its own slice of {cfg.d_head} numbers",
+        f"divided by \u221a{cfg.d_head} \u2248 {math.sqrt(cfg.d_head):.2f}",
+        f"The {cfg.n_heads} heads' results",
+        f"back to {cfg.d_model} numbers",
+        f"widens the {cfg.d_model} numbers to {cfg.d_mlp}",
+        f"projects back to {cfg.d_model}",
+        f"Most of the {cfg.d_mlp} numbers",
+        f"each column one of the {cfg.d_model} numbers",
+        f"turns the {cfg.d_vocab:,} logits",
+        f"| {cfg.d_vocab:,} tokens |", f"| {cfg.d_model} numbers |", f"| {cfg.d_model} numbers per token |",
+        f"| {cfg.n_layers} blocks |", f"| {cfg.n_heads} heads of {cfg.d_head} numbers |",
+        f"| {cfg.d_head} numbers each |", f"| {cfg.d_model} \u2192 {cfg.d_mlp} \u2192 {cfg.d_model} |",
+        f"| {cfg.d_vocab:,} per position |",
+        f"to within {ATOL:.4f}",
+    ]
+    missing = [p for p in phrases if p not in text]
+    assert not missing, f"chapter 04's prose no longer matches the shipped model: {missing}"
+    # Every other number is a chapter or exercise id, a year, a position (0-3) or LayerNorm's epsilon.
+    explained = {n for p in phrases for n in NUMBER.findall(p)}
+    others = {"0", "1", "2", "3", "01", "02", "03", "04", "05", "06", "2017", "0.00001"}
+    ids = {f"04.{i}" for i in range(1, 6)}
+    stray = set(NUMBER.findall(text)) - explained - others - ids
+    assert not stray, f"numbers in chapter 04's prose that no test ties to the run: {sorted(stray)}"
