@@ -57,3 +57,22 @@ def test_chapter_04_quotes_the_shipped_models_shape():
     ids = {f"04.{i}" for i in range(1, 6)}
     stray = set(NUMBER.findall(text)) - explained - others - ids
     assert not stray, f"numbers in chapter 04's prose that no test ties to the run: {sorted(stray)}"
+
+
+def test_the_model_stage_page_quotes_the_walk():
+    from llmcore.forward import walk
+
+    run = load_run("storyworld")
+    cfg, w = run.model.cfg, walk(run.model, run.tokenizer, "Mia went to the")
+    T = len(w.token_ids)
+    text = " ".join((Path(__file__).parent.parent / "docs" / "stages" / "model.md").read_text().split())
+    phrases = [
+        "the prompt *Mia went to the*", f"| [{T} pos] |", f"| [{T} pos, {cfg.d_model} d_model] |",
+        f"| [{T} pos, {cfg.d_head} d_head] each |", f"| [{T} query_pos, {T} key_pos] |",
+        f"| [{T} pos, {cfg.d_mlp} d_mlp] |", f"| {cfg.n_layers - 1} more blocks, the same |",
+        f"`blocks.1` to `blocks.{cfg.n_layers - 1}`", f"| [{T} pos, {cfg.d_vocab} d_vocab] |",
+        f"| [{cfg.d_vocab} d_vocab] |", f"Every one of the {run.model.n_params():,} parameters",
+        f"The most likely next token is {w.next_token!r}.", f"to within {ATOL:.4f}",
+    ]
+    missing = [p for p in phrases if p not in text]
+    assert not missing, f"docs/stages/model.md no longer matches the shipped run: {missing}"
