@@ -32,7 +32,7 @@ from benchmarks.common import chromium_path, start_server, stop_server, table, w
 BUSY = '[data-testid="stStatusWidget"], [data-testid="stSpinner"]'
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SWITCHES = {  # sidebar link -> how its page's title starts
-    "Data": "Pre-training data", "Parameters": "Parameters", "Inference": "The inference engine",
+    "Data": "Pre-training data", "Parameters": "Parameters", "Model": "Model\n", "Inference": "The inference engine",
     "Scale": "Scale", "Pre-training": "Pre-training\n", "Home: the tour": "How a large language model",
 }
 GOALS = {"cold_start_s": 5.0, "switch_s": 1.0}

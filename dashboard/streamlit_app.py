@@ -24,13 +24,14 @@ pages = {
     "data": st.Page(HERE / "app_pages" / "data.py", title="Data"),
     "pretraining": st.Page(HERE / "app_pages" / "pretraining.py", title="Pre-training"),
     "parameters": st.Page(HERE / "app_pages" / "parameters.py", title="Parameters"),
+    "model": st.Page(HERE / "app_pages" / "model.py", title="Model"),
     "inference": st.Page(HERE / "app_pages" / "inference.py", title="Inference"),
     "interpretability": st.Page(HERE / "app_pages" / "interpretability.py", title="Interpretability"),
     "scale": st.Page(HERE / "app_pages" / "scale.py", title="Scale"),
 }
 # Pages link to each other by stage (the flowchart's nodes).
 state.PAGES.update({"home": pages["home"], "data": pages["data"], "pretraining": pages["pretraining"],
-                    "parameters": pages["parameters"], "model": pages["parameters"],
+                    "parameters": pages["parameters"], "model": pages["model"],
                     "inference": pages["inference"], "text": pages["inference"],
                     "interpretability": pages["interpretability"], "features": pages["interpretability"],
                     "steering": pages["interpretability"], "scale": pages["scale"]})

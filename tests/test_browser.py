@@ -30,6 +30,7 @@ PAGES = {  # url path -> (file name, what must be visible)
     "data": ("data", ".js-plotly-plot"),
     "pretraining": ("pretraining", ".js-plotly-plot"),
     "parameters": ("parameters", ".js-plotly-plot"),
+    "model": ("model", ".js-plotly-plot"),
     "inference": ("inference", ".js-plotly-plot"),
     "interpretability": ("interpretability", ".js-plotly-plot"),
     "scale": ("scale", ".js-plotly-plot"),
@@ -126,12 +127,37 @@ def test_generate_in_the_browser(server, browser):
     page.close()
 
 
+def test_model_page_in_the_browser(server, browser):
+    """The Model page: the architecture and the step's numbers drawn side by side; Next moves both."""
+    page = browser.new_page(viewport={"width": 1366, "height": 1600})
+    page.goto(f"{server}/model")
+    page.wait_for_selector("h1", timeout=90_000)
+    settle(page)
+    no_errors(page, "model")
+    plots = page.locator(".js-plotly-plot")
+    plots.nth(1).wait_for(state="visible", timeout=60_000)
+    arch, numbers = plots.nth(0), plots.nth(1)
+    assert arch.locator(".annotation-text", has_text="Block 0 \u00b7 attention").count() == 1  # the boxes, labelled
+    assert arch.locator(".annotation-text", has_text="residual stream").count() == 1
+    assert numbers.locator(".gtitle").first.text_content().startswith("1/")  # the step's caption
+    assert numbers.locator(".heatmaplayer image, .hm").count() >= 1  # the heatmap of its numbers
+    a, b = arch.bounding_box(), numbers.bounding_box()
+    assert a["x"] + a["width"] <= b["x"] + 1, "the two figures overlap"
+    page.get_by_role("button", name="Next").click()
+    page.wait_for_function("() => [...document.querySelectorAll('.gtitle')].some(t => t.textContent.startsWith('2/'))",
+                           timeout=60_000)
+    settle(page)
+    no_errors(page, "model after Next")
+    page.screenshot(path=str(SHOTS / "model-step-2.png"), full_page=True)
+    page.close()
+
+
 def test_switch_pages_in_one_session(server, browser):
     page = browser.new_page(viewport={"width": 1300, "height": 1400})
     page.goto(server)
     page.wait_for_selector("h1", timeout=90_000)
     settle(page)
-    for title in ("Parameters", "Scale", "Home: the tour"):
+    for title in ("Parameters", "Model", "Scale", "Home: the tour"):
         page.locator('[data-testid="stSidebarNavLink"]', has_text=title).click()
         page.wait_for_timeout(300)
         settle(page)

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard" / "streamlit_app.py")
 TIMEOUT = 60
 sys.path.insert(0, str(ROOT / "dashboard"))  # the pages' helpers: `import state`, `import live`
-PAGES = ["app_pages/data.py", "app_pages/pretraining.py", "app_pages/parameters.py", "app_pages/inference.py",
-         "app_pages/interpretability.py", "app_pages/scale.py"]
+PAGES = ["app_pages/data.py", "app_pages/pretraining.py", "app_pages/parameters.py", "app_pages/model.py",
+         "app_pages/inference.py", "app_pages/interpretability.py", "app_pages/scale.py"]
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_every_page_opens_with_its_charts(dash_run, tmp_path, monkeypatch):
     at = app()
     ok(at)
     assert "How a large language model works" in at.title[0].value
-    expected = {"data": 1, "pretraining": 3, "parameters": 2, "inference": 1, "interpretability": 5, "scale": 1}
+    expected = {"data": 1, "pretraining": 3, "parameters": 2, "model": 4, "inference": 1, "interpretability": 5, "scale": 1}
     for page in PAGES:
         at.switch_page(page)
         at.run()
@@ -133,6 +133,11 @@ def test_home_tour_steps_through_the_stages(dash_run):
 
     button(at, "Next \u25b6").click().run()  # parameters: the file's bytes
     assert "8-byte header length" in html(at)
+    button(at, "Next \u25b6").click().run()  # model: the architecture drawn from the config
+    ok(at)
+    assert at.subheader[0].value.endswith("Model")
+    assert any(t.startswith("A GPT with") for t in titles(at))
+    button(at, "\u25c0 Back").click().run()
     button(at, "\u25c0 Back").click().run()
     button(at, "\u25c0 Back").click().run()
     button(at, "\u25c0 Back").click().run()  # wraps round to the last stage: a feature lighting up
@@ -254,6 +259,114 @@ def test_parameters_page_shows_the_file(dash_run):
     button(at, "Compare fp32 / bf16 / fp16 / int8").click().run()
     ok(at)
     assert any(t.startswith("Fewer bytes per number") for t in titles(at))
+
+
+# --- model ----------------------------------------------------------------------------------
+
+
+def walk_of(dash_run, prompt="Mia went to the", layer=0, head=0):
+    from llmcore.forward import walk
+    from llmcore.run import load_run
+
+    run = load_run(dash_run)
+    return walk(run.model, run.tokenizer, prompt, layer=layer, head=head)
+
+
+def shown_step(at: AppTest) -> str:
+    """The step's heading as shown (markdown escapes removed)."""
+    return next(m.value for m in at.markdown if m.value.startswith("**Step ")).replace("\\", "")
+
+
+def test_model_page_steps_through_the_forward_pass(dash_run):
+    w = walk_of(dash_run)
+    at = app("app_pages/model.py")
+    ok(at)
+    assert at.title[0].value == "Model"
+    # the numbers shown are the walk's: the next token, its tokens, the step count
+    assert at.metric[0].value == repr(w.next_token)
+    assert f"**{len(w.token_ids)} tokens**" in texts(at) and "llmcore-token" in html(at)
+    assert shown_step(at).startswith(f"**Step 1 of {len(w.steps)}: Token ids**")
+    t = titles(at)
+    assert t[0].startswith("A GPT with") and t[1].startswith(f"<b>1/{len(w.steps)}")
+    assert "The top 10 next tokens" in t and any(x.startswith("What each part adds") for x in t)
+    bars = next(c for c in charts(at) if c["layout"]["title"]["text"] == "The top 10 next tokens")
+    assert bars["data"][0]["x"] == pytest.approx([float(w.probs[i]) for i, _ in w.top], abs=1e-6)
+    # Next, Next, Back: the step, the lit box and the numbers move together
+    button(at, "Next \u25b6").click().run()
+    button(at, "Next \u25b6").click().run()
+    ok(at)
+    assert at.select_slider(key="model_step").value == 2
+    step = w.steps[2]
+    assert shown_step(at).startswith(f"**Step 3 of {len(w.steps)}: Position embeddings**")
+    assert f"`{step.hook}`" in texts(at) and f"`W_pos` ({w.param_counts['W_pos']:,})" in texts(at)
+    numbers = charts(at)[1]
+    assert numbers["data"][0]["z"][0][:3] == pytest.approx(step.values[0, :3].tolist(), abs=0.01)  # 2 decimals shown
+    button(at, "\u25c0 Back").click().run()
+    assert at.select_slider(key="model_step").value == 1
+    button(at, "\u25c0 Back").click().run()
+    button(at, "\u25c0 Back").click().run()  # wraps round to the last step: the probabilities
+    assert shown_step(at).startswith(f"**Step {len(w.steps)} of {len(w.steps)}: Probabilities**")
+    # the slider jumps to any step; the architecture lights that step's part
+    pattern = [s.key for s in w.steps].index("pattern")
+    at.select_slider(key="model_step").set_value(pattern).run()
+    ok(at)
+    assert "Attention pattern (head 0)" in shown_step(at)
+    lit = charts(at)[0]["data"][-1]
+    assert lit["fill"] == "toself" and any(y is not None for y in lit["y"])
+
+
+def test_model_page_layer_and_head_pickers(dash_run):
+    w = walk_of(dash_run, layer=1, head=1)
+    at = app("app_pages/model.py")
+    pattern = [s.key for s in w.steps].index("pattern")
+    at.selectbox(key="model_layer").set_value(1)
+    at.selectbox(key="model_head").set_value(1).run()
+    at.select_slider(key="model_step").set_value(pattern).run()
+    ok(at)
+    step = w.step("pattern")
+    assert "Attention pattern (head 1)" in shown_step(at) and "*block 1 attention*" in shown_step(at)
+    assert f"`{step.hook}`" in texts(at) and step.hook == "blocks.1.attn.hook_pattern"
+    z = charts(at)[1]["data"][0]["z"]
+    assert z[-1] == pytest.approx(step.values[-1].tolist(), abs=1e-3)
+
+
+def test_model_page_plays_the_steps(dash_run):
+    at = app("app_pages/model.py")
+    at.toggle(key="model_play").set_value(True).run()
+    ok(at)
+    first = at.select_slider(key="model_step").value
+    at.run()  # what the fragment's timer does every 2 s
+    assert at.select_slider(key="model_step").value == first + 1
+    at.toggle(key="model_play").set_value(False).run()
+    at.run()
+    assert at.select_slider(key="model_step").value == first + 1
+
+
+def test_model_page_refuses_bad_prompts_with_a_message(dash_run, monkeypatch):
+    at = app("app_pages/model.py")
+    for prompt, says in [("", "prompt is empty"), ("   \n ", "prompt is empty"),
+                         ("x" * 10_000, "10,000 characters"), ("Mia went " * 30, "at most")]:
+        at.text_input(key="model_prompt").input(prompt).run()
+        assert not at.exception, prompt[:20]
+        assert len(at.error) == 1 and says in at.error[0].value, (prompt[:20], [e.value for e in at.error])
+        assert at.text_input(key="model_prompt").value == prompt  # the box keeps what was typed
+        assert at.title[0].value == "Model"
+    for prompt in ["<script>alert(1)</script>", "[x](javascript:1) **b**", "\ufffd\u2603\U0001f600\x00"]:
+        at.text_input(key="model_prompt").input(prompt).run()
+        ok(at)
+        assert at.metric[0].value == repr(walk_of(dash_run, prompt).next_token)
+        assert "<script>" not in html(at)
+        assert not any("](javascript" in m.value for m in at.markdown)
+    # A browser cannot send a lone surrogate (it arrives as \ufffd) and AppTest cannot carry one;
+    # handed one anyway, the page says what is wrong.
+    from streamlit.delta_generator import DeltaGenerator
+
+    real = DeltaGenerator.text_input
+    monkeypatch.setattr(DeltaGenerator, "text_input",
+                        lambda self, label, *a, **k: "Mia\ud800" if label == "Prompt" else real(self, label, *a, **k))
+    at = app("app_pages/model.py")
+    assert not at.exception
+    assert "lone surrogate" in at.error[0].value
 
 
 # --- inference ------------------------------------------------------------------------------

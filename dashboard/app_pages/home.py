@@ -6,7 +6,8 @@ import streamlit as st
 from llmcore.diagrams import STAGE_TITLES, flowchart, stage_sequence
 from llmcore.viz.common import token_html
 from llmcore.viz.inference import next_token_figure
-from llmcore.viz.params import raw_bytes_html, treemap_figure
+from llmcore.viz.model import architecture_figure
+from llmcore.viz.params import raw_bytes_html
 from llmcore.viz.training import loss_figure
 
 STAGES = stage_sequence()
@@ -47,8 +48,9 @@ def artifact(stage: str):
                     f"**{info['bytes_on_disk']:,} bytes** ({info['identity']}). Its first bytes:")
         st.html(raw_bytes_html(run.params_file, 64))
     elif stage == "model":
-        st.markdown("The parameters fill the shape of a GPT: embeddings, then blocks of attention and MLP.")
-        state.chart(treemap_figure(run.model.cfg, projector=state.projector()), key="tour_tree")
+        st.markdown("The parameters fill the shape of a GPT: tokens become vectors, blocks of attention and MLP "
+                    "add to them, and the last one becomes a probability for every next token.")
+        state.chart(architecture_figure(run.model.cfg, projector=state.projector()), key="tour_model")
     elif stage in ("inference", "text"):
         steps = state.generation(run, state.run_key(run), PROMPT, 0.8, 0, 1.0, 24, 0)
         if stage == "inference":
@@ -99,6 +101,6 @@ tour()
 st.divider()
 st.markdown("**Every stage has its own page** (the chart's boxes are not clickable here):")
 cols = st.columns(4)
-for i, stage in enumerate(("data", "pretraining", "parameters", "inference", "interpretability", "scale")):
+for i, stage in enumerate(("data", "pretraining", "parameters", "model", "inference", "interpretability", "scale")):
     with cols[i % 4]:
         state.page_link(stage, label=STAGE_TITLES[stage])
