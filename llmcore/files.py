@@ -14,17 +14,19 @@ package, two processes training into one folder.
     check_output_path(path)      what both check first: absent or a regular file, nowhere forbidden
     check_output_folder(folder)  the same for a folder a command fills (a run, an HF export)
     lock_folder(folder)          one process at a time trains (or writes an SAE) in a run folder
-    remove_stale_temps(folder)   the temporary files a killed process left behind
+    remove_stale_temps(folder)   the temporary folders a killed process left behind
 
 A whole-file write never touches the destination until the new bytes are on disk:
 
     1. refuse an output that is not a regular file (device, FIFO, socket, folder) or is a
        symlink, or lies inside the installed package: before a single byte is written
-    2. create `.{name}.{random}.llmcore-tmp` beside it, exclusively (O_CREAT|O_EXCL|
-       O_NOFOLLOW): an unpredictable name another user cannot plant a symlink at
-    3. write, fsync, check the name still is the file we created, then rename it over the
-       destination (atomic on POSIX) and fsync the folder so the rename itself survives
-       a power cut. A crash at any point leaves the old file (or none), never half a new one.
+    2. make a private folder `.{name}.{random}.llmcore-tmp/` beside it (mkdir is exclusive,
+       mode 0700): an unpredictable name nobody can plant a symlink at, and no one else
+       can enter; create the new file inside it with O_CREAT|O_EXCL|O_NOFOLLOW
+    3. write, fsync, then rename the file over the destination (atomic on POSIX: same
+       filesystem), remove the private folder and fsync the destination's folder so the
+       rename itself survives a power cut. A crash at any point leaves the old file (or
+       none), never half a new one; its leftover folder is removed by `remove_stale_temps`.
 
 A symlink at the destination is refused rather than followed or replaced: following it
 would write wherever it points (the planted-symlink attack), replacing it would
@@ -36,6 +38,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import shutil
 import stat
 from pathlib import Path
 
@@ -43,11 +46,12 @@ from llmcore.errors import UserError
 
 # --- writing ----------------------------------------------------------------------------
 
-TEMP_SUFFIX = ".llmcore-tmp"  # every temporary file ends so: `.{name}.{12 hex}.llmcore-tmp`
+TEMP_SUFFIX = ".llmcore-tmp"  # every temporary folder is named `.{name}.{12 hex}.llmcore-tmp`
 LOCK_FILE = ".llmcore.lock"  # in a run folder, held (flock) by the process writing there
 PACKAGE = Path(__file__).resolve().parent  # the installed llmcore: shipped runs live in assets/
 # scripts/build_assets.py sets this to rebuild the shipped runs; nothing else may write there.
 ALLOW_PACKAGE_WRITES = False
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # open() fails on a symlink instead of following it
 
 _KINDS = {  # what an output path that is not a regular file is, in words
     stat.S_IFDIR: "a folder",
@@ -121,29 +125,29 @@ def atomic_write(path, data) -> None:
     module docstring for the steps. `fn` is for writers that want a file name (safetensors).
     """
     path = check_output_path(path)
-    tmp, fd = _create_temp(path)
-    written = None  # the file that will be renamed into place, when a writer replaced ours
+    folder = _create_temp_folder(path)
+    tmp, fd = folder / path.name, None
     try:
         try:
+            # The new file, created exclusively in our private folder (0o666 less the umask).
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | os.O_CLOEXEC, 0o666)
+            new_mode = stat.S_IMODE(os.fstat(fd).st_mode)
             if callable(data):
+                os.close(fd)
+                fd = None
+                # A writer given a name may replace the file: safetensors writes its own temporary
+                # file (inside our folder) and renames it over ours. What is there must be a file.
                 data(tmp)
-                # A writer given a name may replace the file (safetensors writes its own temporary
-                # file and renames it over ours). What is there now must be a regular file of ours:
-                # O_NOFOLLOW refuses a symlink put there meanwhile, the owner check a stranger's file.
-                written = os.open(tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK | os.O_CLOEXEC)
-                st = os.fstat(written)
-                if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
-                    raise UserError(f"{tmp} was replaced by someone else while llmcore wrote it; nothing was changed")
+                fd = os.open(tmp, os.O_RDONLY | _NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise UserError(f"{tmp} is not a regular file after writing; nothing was changed")
             else:
-                raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-                view = memoryview(raw)
+                view = memoryview(data.encode("utf-8") if isinstance(data, str) else bytes(data))
                 while view:  # os.write may write less than asked (signals, a full disk): loop
                     view = view[os.write(fd, view):]
-            # Permissions: those of the file being replaced, else a new file's (0o666 less the umask).
-            mode = _old_mode(path)
-            mode = stat.S_IMODE(os.fstat(fd).st_mode) if mode is None else mode
-            os.fchmod(fd if written is None else written, mode)
-            os.fsync(fd if written is None else written)  # the bytes are on disk before the rename
+            old_mode = _old_mode(path)  # the replaced file's permissions (a 0600 file stays 0600)
+            os.fchmod(fd, new_mode if old_mode is None else old_mode)
+            os.fsync(fd)  # the bytes are on disk before the rename makes them the file
             check_output_path(path)  # still absent or regular: a FIFO made meanwhile is not replaced
             os.replace(tmp, path)
         except OSError as e:
@@ -153,30 +157,30 @@ def atomic_write(path, data) -> None:
                 raise UserError(f"{path}: could not write ({_one_line(e)}); the previous version is intact") from e
             raise
     finally:
-        for f in (fd, written):
-            if f is not None:
-                os.close(f)
-        try:
-            os.unlink(tmp)  # still there only if something failed before the rename
-        except FileNotFoundError:
-            pass
+        if fd is not None:
+            os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)  # empty after a rename; whatever is left, after a failure
     _fsync_folder(path.parent)
 
 
-def _create_temp(path: Path) -> tuple[Path, int]:
-    """A new, empty file `.{name}.{random}.llmcore-tmp` in path's folder, created exclusively."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+def _create_temp_folder(path: Path) -> Path:
+    """A new private folder `.{name}.{random}.llmcore-tmp` beside `path`, for writing it.
+
+    mkdir is exclusive (it fails on anything already there, a planted symlink included),
+    the 48 random bits make the name unguessable, and mode 0700 keeps everyone else out,
+    so nobody can plant a link at the file written inside. A writer's own temporary
+    files (safetensors makes one) land inside too: one pattern for the cleanup to know.
+    """
     for _ in range(100):
-        # 48 random bits: nobody can guess the name in advance to plant a symlink at it, and
-        # O_EXCL fails rather than open anything already there (a file, a link, a FIFO).
-        tmp = path.with_name(f".{path.name[:200]}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+        folder = path.with_name(f".{path.name[:200]}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
         try:
-            return tmp, os.open(tmp, flags, 0o666)  # 0o666 less the umask, like any new file
+            os.mkdir(folder, 0o700)
+            return folder
         except FileExistsError:
             continue
         except OSError as e:
             raise UserError(f"cannot write in {path.parent}: {e.strerror or _one_line(e)}") from None
-    raise UserError(f"cannot create a temporary file in {path.parent}; remove its *{TEMP_SUFFIX} files")
+    raise UserError(f"cannot create a temporary folder in {path.parent}; remove its *{TEMP_SUFFIX} entries")
 
 
 def _old_mode(path: Path) -> int | None:
@@ -210,7 +214,7 @@ def append_line(path, line: str) -> None:
     path = check_output_path(path)
     # O_NOFOLLOW: a symlink put here since the check is refused by the kernel (ELOOP);
     # O_NONBLOCK: a FIFO put here cannot make the open hang (it fails or is caught below).
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK | os.O_CLOEXEC
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
         fd = os.open(path, flags, 0o666)
     except OSError as e:
@@ -230,17 +234,19 @@ def append_line(path, line: str) -> None:
 
 
 def remove_stale_temps(folder) -> list[str]:
-    """Delete the temporary files killed writers left in `folder`; returns their names.
+    """Delete the temporary folders killed writers left in `folder`; returns their names.
 
     Call it only while holding the folder's lock (`lock_folder`): a live writer's
-    temporary file looks just the same. Unlinking a symlink removes the link, not its target.
+    temporary folder looks just the same. Nothing is followed: a symlink at such a name
+    is removed as a link, and rmtree does not descend through links.
     """
     removed = []
     for p in Path(folder).glob(f".*{TEMP_SUFFIX}"):
         try:
             if stat.S_ISDIR(os.lstat(p).st_mode):
-                continue
-            p.unlink()
+                shutil.rmtree(p)
+            else:
+                p.unlink()
             removed.append(p.name)
         except OSError:
             continue
@@ -263,7 +269,7 @@ class lock_folder:
 
         folder = check_output_folder(folder)
         self.path, self.fd = folder / LOCK_FILE, None
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK | os.O_CLOEXEC
+        flags = os.O_RDWR | os.O_CREAT | _NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         for _ in range(100):
             check_output_path(self.path)  # absent or a regular file: never a planted symlink or FIFO
             try:

@@ -196,32 +196,47 @@ def test_symlinks_at_temporary_names_are_never_followed(tmp_path, tiny_run, vict
     run.tokenizer.save(tmp_path / "tokenizer.json")
     assert snapshot(victim) == before
     assert load_run(tmp_path).model.cfg == run.model.cfg  # what was asked for is written, whole
+    assert stat.S_IMODE((tmp_path / "model.safetensors").stat().st_mode) == 0o666 & ~_umask()  # not 0600
     links = sorted(p.name for p in tmp_path.iterdir() if p.is_symlink())
     assert len(links) == 4 and all(os.readlink(tmp_path / n) == str(victim) for n in links)
 
 
-def test_temporary_names_are_unpredictable_and_cleaned(tmp_path, monkeypatch):
-    names, real = [], os.open
+def test_temporary_names_are_unpredictable_private_and_cleaned(tmp_path, monkeypatch):
+    folders, real_mkdir, real_open = [], os.mkdir, os.open
 
-    def spy(path, flags, *a, **k):
-        if str(path).endswith(TEMP_SUFFIX):
-            names.append(Path(path).name)
+    def mkdir(path, mode=0o777, **k):
+        folders.append(Path(path).name)
+        assert mode == 0o700  # a private folder: nobody else can plant anything inside
+        return real_mkdir(path, mode, **k)
+
+    def open_(path, flags, *a, **k):
+        if Path(path).parent.name.endswith(TEMP_SUFFIX) and flags & os.O_CREAT:
             assert flags & os.O_EXCL and flags & os.O_NOFOLLOW  # created new, never through a link
-        return real(path, flags, *a, **k)
+        return real_open(path, flags, *a, **k)
 
-    monkeypatch.setattr(os, "open", spy)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "open", open_)
     for _ in range(3):
         atomic_write(tmp_path / "f.bin", b"x")
     monkeypatch.undo()
-    assert len(set(names)) == 3 and all(str(os.getpid()) not in n for n in names)
+    assert len(set(folders)) == 3 and all(n.endswith(TEMP_SUFFIX) and str(os.getpid()) not in n for n in folders)
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+    assert stat.S_IMODE((tmp_path / "f.bin").stat().st_mode) == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def test_stale_temp_cleanup_removes_links_not_their_targets(tmp_path, tiny_train_config, victim):
     out = tmp_path / "run"
     out.mkdir()
     (out / f".metrics.jsonl.abcdef012345{TEMP_SUFFIX}").symlink_to(victim)  # as if left by a killed writer
-    (out / f".model.safetensors.0123456789ab{TEMP_SUFFIX}").write_bytes(b"half a file")
+    stale = out / f".model.safetensors.0123456789ab{TEMP_SUFFIX}"  # a killed save: its folder and
+    stale.mkdir(mode=0o700)  # safetensors' own temporary file inside
+    (stale / ".tmpAbC123").write_bytes(b"half a file")
     before = snapshot(victim)
     train(tiny_train_config(steps=2), out)
     assert snapshot(victim) == before
