@@ -259,6 +259,9 @@ html, body, [data-testid="stAppViewContainer"] { font-size: 22px !important; col
 [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.25rem !important; }
 h1 { font-size: 3rem !important; } h2 { font-size: 2.4rem !important; } h3 { font-size: 1.9rem !important; }
 .llmcore-token { font-size: 1.3rem !important; }
+[data-testid="stMetricValue"] [data-testid="stMarkdownContainer"] p { font-size: 2.4rem !important; }
+[data-testid="stTextInput"] input, [data-testid="stTextArea"] textarea, [data-testid="stSelectbox"] input,
+[data-testid="stNumberInput"] input { font-size: 1.25rem !important; }
 [data-testid="stAppViewContainer"] { background: #ffffff !important; }
 </style>
 """

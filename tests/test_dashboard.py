@@ -284,10 +284,13 @@ def test_model_page_steps_through_the_forward_pass(dash_run):
     assert at.title[0].value == "Model"
     # the numbers shown are the walk's: the next token, its tokens, the step count
     assert at.metric[0].value == repr(w.next_token)
+    assert at.metric[1].value == f"{float(w.probs[w.top[0][0]]):.1%}"
     assert f"**{len(w.token_ids)} tokens**" in texts(at) and "llmcore-token" in html(at)
     assert shown_step(at).startswith(f"**Step 1 of {len(w.steps)}: Token ids**")
     t = titles(at)
     assert t[0].startswith("A GPT with") and t[1].startswith(f"<b>1/{len(w.steps)}")
+    # titles wrapped for a half-width column: the architecture's on two lines, the step's name and shape only
+    assert t[0].count("<br>") == 1 and t[1] == f"<b>1/{len(w.steps)} \u00b7 Token ids</b><br>{w.steps[0].shape}"
     assert "The top 10 next tokens" in t and any(x.startswith("What each part adds") for x in t)
     bars = next(c for c in charts(at) if c["layout"]["title"]["text"] == "The top 10 next tokens")
     assert bars["data"][0]["x"] == pytest.approx([float(w.probs[i]) for i, _ in w.top], abs=1e-6)

@@ -34,8 +34,10 @@ c1, c2, c3 = st.columns([4, 1, 1])
 # No max_chars: the browser would cut a long paste without a word. The walk refuses it with a message.
 prompt = c1.text_input("Prompt", "Mia went to the", key="model_prompt",
                        help=f"At most {min(MAX_WALK_TOKENS, cfg.n_ctx)} tokens: about a sentence")
-layer = c2.selectbox("Block shown in detail", list(range(cfg.n_layers)), key="model_layer")
-head = c3.selectbox("Attention head", list(range(cfg.n_heads)), key="model_head")
+layer = c2.selectbox("Layer", list(range(cfg.n_layers)), key="model_layer",
+                     help="The block shown in detail; the others are one step each")
+head = c3.selectbox("Head", list(range(cfg.n_heads)), key="model_head",
+                    help="The attention head shown in detail")
 
 
 def move(by: int, n: int):
@@ -50,27 +52,29 @@ with state.guard():
                 "token's id):")
     st.html(token_html(list(zip(w.pieces, w.token_ids))))
 
-    st.header("Step by step")
     if st.session_state.get("model_step", 0) >= n:
         st.session_state.model_step = 0
-    back, play, nxt, _ = st.columns([1, 1.3, 1, 4])
-    back.button("\u25c0 Back", on_click=move, args=(-1, n), use_container_width=True, key="model_back")
-    nxt.button("Next \u25b6", on_click=move, args=(1, n), use_container_width=True, key="model_next")
+    heading, play = st.columns([3, 1], vertical_alignment="bottom")
+    heading.header("Step by step")
     playing = play.toggle("Play", key="model_play", help="Move on one step every 2 seconds")
 
     @st.fragment(run_every=2 if playing else None)
     def stepper():
+        """The controls and the current step; Back, Next and the timer rerun only this part."""
         if playing and st.session_state.get("_model_ticked"):
             move(1, n)
         st.session_state["_model_ticked"] = playing
-        i = st.select_slider("Step", options=list(range(n)), key="model_step",
-                             format_func=lambda j: f"{j + 1}. {w.steps[j].title}")
+        back, nxt, slider = st.columns([1, 1, 5], vertical_alignment="bottom")
+        back.button("\u25c0 Back", on_click=move, args=(-1, n), use_container_width=True, key="model_back")
+        nxt.button("Next \u25b6", on_click=move, args=(1, n), use_container_width=True, key="model_next")
+        i = slider.select_slider("Step", options=list(range(n)), key="model_step",
+                                 format_func=lambda j: f"{j + 1}. {w.steps[j].title}")
         step = w.steps[i]
         left, right = st.columns([2, 3])
         with left:
-            state.chart(architecture_figure(cfg, lit=step.part, projector=P), key="model_arch")
+            state.chart(architecture_figure(cfg, lit=step.part, projector=P, width=30), key="model_arch")
         with right:
-            state.chart(step_figure(w, step.key, projector=P), key="model_numbers")
+            state.chart(step_figure(w, step.key, projector=P, width=34, brief=True), key="model_numbers")
             st.markdown(f"**Step {i + 1} of {n}: {state.md_escape(step.title)}**, in *{step.part}*, "
                         f"shape `{step.shape}`")
             st.markdown(state.md_escape(step.text))
@@ -85,13 +89,14 @@ with state.guard():
     stepper()
 
     st.header("What comes next")
-    best = w.top[0][0]
-    st.metric("The most likely next token", repr(w.next_token), f"{float(w.probs[best]):.0%} likely",
-              delta_color="off")
+    c1, c2, c3 = st.columns(3)
+    c1.metric("The most likely next token", repr(w.next_token))
+    c2.metric("its probability", f"{float(w.probs[w.top[0][0]]):.1%}")
+    c3.metric("tokens it chose from", f"{cfg.d_vocab:,}")
     alternatives = [(text, float(w.probs[i])) for i, text in w.top]
     state.chart(next_token_figure(alternatives, w.next_token, title="The top 10 next tokens", projector=P),
                 key="model_next_tokens")
     st.markdown("The residual stream is the thread through it all: every part adds a vector to it. "
                 "The Interpretability page's logit lens reads the same stream after each block.")
-    state.chart(stream_figure(w, projector=P), key="model_stream")
+    state.chart(stream_figure(w, projector=P, width=40), key="model_stream")
     state.page_link("inference", label="Next: the Inference page, where the model writes text \u2192")

@@ -76,7 +76,7 @@ def next_token_figure(alternatives, chosen: str | None = None, *, title: str | N
     fig = go.Figure(_bars(alts, chosen))
     fig.update_xaxes(title="probability", range=[0, min(1.0, max(p for _, p in alts) * 1.25 + 0.02)], tickformat=".0%")
     fig.update_yaxes(autorange="reversed", tickfont={"family": MONO_FAMILY})
-    fig.update_layout(height=120 + 32 * len(alts), showlegend=False)
+    fig.update_layout(height=120 + (44 if projector else 32) * len(alts), showlegend=False)  # a label per bar
     if title is None:
         title = "What the model expects next" + (f": it drew {_label(chosen)!s}" if chosen is not None else "")
     return apply_theme(fig, title=title, projector=projector)

@@ -121,11 +121,12 @@ def _draw_architecture(fig, cfg, *, projector: bool, xref="x", yref="y", row=Non
     return boxes
 
 
-def architecture_figure(cfg, *, lit: str | None = None, projector: bool = False):
+def architecture_figure(cfg, *, lit: str | None = None, projector: bool = False, width: int | None = None):
     """The GPT of `cfg`, drawn box by box with its sizes; `lit` (a part) lit up in amber.
 
     Parts: "tokens", "embed", "block {i} attention", "block {i} MLP", "block {i}" (both),
-    "unembed", "softmax" (`llmcore.forward.parts(cfg)`).
+    "unembed", "softmax" (`llmcore.forward.parts(cfg)`). `width` wraps the title at that
+    many characters, for a narrow column of a web page.
     """
     import plotly.graph_objects as go
 
@@ -140,7 +141,14 @@ def architecture_figure(cfg, *, lit: str | None = None, projector: bool = False)
     rows = len(boxes)
     fig.update_layout(height=round((70 if projector else 52) * rows + 60), showlegend=False)
     title = f"A GPT with {cfg.n_params():,} parameters: {cfg.n_layers} blocks, d_model {cfg.d_model}"
-    return apply_theme(fig, title=title, projector=projector)
+    if width is None:
+        return apply_theme(fig, title=title, projector=projector)
+    title = "<br>".join(textwrap.wrap(title, width))
+    apply_theme(fig, title=title, projector=projector)
+    top = _top_margin(title, projector)
+    fig.update_layout(height=fig.layout.height - fig.layout.margin.t + top, margin={"t": top},
+                      title=_title_place(projector))
+    return fig
 
 
 def _view(walk, step) -> dict:
@@ -196,8 +204,12 @@ def _axes(view: dict) -> tuple[dict, dict]:
     return x, y
 
 
-def _caption(walk, step, number: int, width: int) -> str:
-    """The step's title, shape and sentence (wrapped), and the parameters it used."""
+def _caption(walk, step, number: int, width: int, brief: bool = False) -> str:
+    """The step's title, shape and sentence (wrapped), and the parameters it used (brief: title and shape)."""
+    if brief:
+        head = "<br>".join(f"<b>{line}</b>" for line in textwrap.wrap(f"{number}/{len(walk.steps)} \u00b7 {step.title}",
+                                                                     width))
+        return f"{head}<br>{step.shape}"
     used = ""
     if step.params:
         names = ", ".join(step.params) if len(step.params) <= 2 else f"all {len(step.params)} tensors of {step.part}"
@@ -219,14 +231,18 @@ def _top_margin(caption: str, projector: bool) -> int:
     return round(line * (caption.count("<br>") + 1) + 30)
 
 
-def step_figure(walk, key: str, *, projector: bool = False):
-    """The real numbers of one step (`walk.step(key)`) as a heatmap, titled with its sentence."""
+def step_figure(walk, key: str, *, projector: bool = False, width: int | None = None, brief: bool = False):
+    """The real numbers of one step (`walk.step(key)`) as a heatmap, titled with its sentence.
+
+    `width` wraps the title at that many characters (default: 60 on a projector, else 90);
+    `brief` titles it with the step's name and shape only, for a page that prints the rest.
+    """
     import plotly.graph_objects as go
 
     step = walk.step(key)
     view = _view(walk, step)
     fig = go.Figure(_heatmap(view, projector=projector))
-    caption = _caption(walk, step, walk.steps.index(step) + 1, 60 if projector else 90)
+    caption = _caption(walk, step, walk.steps.index(step) + 1, width or (60 if projector else 90), brief)
     apply_theme(fig, title=caption, projector=projector)
     x, y = _axes(view)
     fig.update_xaxes(**x)
@@ -288,8 +304,11 @@ def forward_figure(walk, *, projector: bool = False):
     return fig
 
 
-def stream_figure(walk, *, projector: bool = False):
-    """Bars: how big a vector (its length) each part adds to the last token's residual stream."""
+def stream_figure(walk, *, projector: bool = False, width: int | None = None):
+    """Bars: how big a vector (its length) each part adds to the last token's residual stream.
+
+    `width` wraps the title at that many characters, for a narrow screen.
+    """
     import plotly.graph_objects as go
 
     names, sizes = list(walk.added), list(walk.added.values())
@@ -300,5 +319,10 @@ def stream_figure(walk, *, projector: bool = False):
     fig.update_xaxes(title="part of the model, in order", tickangle=-45 if len(names) > 6 else 0)
     fig.update_yaxes(title="length of what it adds")
     last = walk.pieces[-1]
-    return apply_theme(fig, title=f"What each part adds to the stream of the last token, {last!r}",
-                       projector=projector)
+    title = f"What each part adds to the stream of the last token, {last!r}"
+    if width is None:
+        return apply_theme(fig, title=title, projector=projector)
+    title = "<br>".join(textwrap.wrap(title, width))
+    apply_theme(fig, title=title, projector=projector)
+    fig.update_layout(margin={"t": _top_margin(title, projector)}, title=_title_place(projector))
+    return fig
