@@ -149,6 +149,14 @@ def test_model_page_in_the_browser(server, browser):
     settle(page)
     no_errors(page, "model after Next")
     page.screenshot(path=str(SHOTS / "model-step-2.png"), full_page=True)
+    # Play: the fragment's timer moves on by itself (every 2 s) until it is switched off
+    thumb = page.locator('[data-testid="stSliderThumbValue"]').first
+    assert thumb.inner_text().startswith("2.")
+    page.locator("label", has_text="Play").click()
+    page.wait_for_function("() => /^[3-9]\\./.test(document.querySelector('[data-testid=stSliderThumbValue]')"
+                           ".innerText)", timeout=30_000)
+    page.locator("label", has_text="Play").click()
+    no_errors(page, "model while playing")
     page.close()
 
 
