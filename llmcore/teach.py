@@ -1,4 +1,4 @@
-"""Notebook helpers: check an exercise answer, and the smoke switch for tests.
+"""Notebook helpers: check an exercise answer, the smoke switch, and the notebook glue.
 
 Every chapter (notebooks/00..07) ends with exercises. A learner writes an answer and
 asks for feedback:
@@ -23,8 +23,10 @@ inputs and compared with its own hooks (`llmcore.code_exercises`):
     True
 
 `smoke()` is the switch the notebook tests flip (env LLMCORE_SMOKE=1, as Pyro's
-`smoke_test`): heavy cells train fewer steps on less text, the story stays the same.
-`pick(full=..., smoke=...)` chooses between the two sizes.
+`smoke_test`). A student never sees it: a heavy cell shows its real numbers
+(`steps=300`), and the smaller ones the tests run with sit in the cell's metadata
+(notebooks/conftest.py applies them); inside the kernel, `llmcore.viz.notebook_figures`
+reads the switch to skip the still images nbval never compares.
 
 Two pieces of notebook-only glue live here too, because a notebook defines no code:
 `ProgressBar`, a training callback that draws a tqdm.auto bar (the CLI draws its own,
@@ -49,14 +51,6 @@ SMOKE_ENV = "LLMCORE_SMOKE"
 def smoke() -> bool:
     """True when LLMCORE_SMOKE is set to 1/true/yes/on: notebooks shrink their heavy cells."""
     return os.environ.get(SMOKE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-_smoke_on = smoke  # pick's keyword `smoke` hides the function inside pick
-
-
-def pick(*, full, smoke):
-    """`smoke` under the smoke switch, else `full`: steps = pick(full=300, smoke=30)."""
-    return smoke if _smoke_on() else full
 
 
 # ---------------------------------------------------------------------------

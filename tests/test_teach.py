@@ -5,7 +5,10 @@ sampling arithmetic), and on every worked solution in notebooks/solutions/ when 
 shipped run (and, for chapter 06, its SAE) is present.
 """
 
+import importlib.util
+import json
 import math
+import re
 import runpy
 from pathlib import Path
 
@@ -21,7 +24,6 @@ def test_smoke_switch_reads_the_environment(monkeypatch):
     for value, on in (("1", True), ("true", True), ("YES", True), ("0", False), ("", False), ("no", False)):
         monkeypatch.setenv("LLMCORE_SMOKE", value)
         assert teach.smoke() is on
-        assert teach.pick(full="big", smoke="small") == ("small" if on else "big")
     monkeypatch.delenv("LLMCORE_SMOKE")
     assert teach.smoke() is False
 
@@ -141,8 +143,6 @@ def test_notebooks_import_only_and_check_every_exercise():
     its chapter checked once with `answer = None` (or, for a code exercise, a function whose body is
     `return None  # your turn`: the only `def` a notebook may hold), and a worked solution file beside it."""
     import ast
-    import json
-    import re
 
     books = sorted(NOTEBOOKS.glob("0*.ipynb"))
     assert [b.name[:2] for b in books] == ["00", "01", "02", "03", "04", "05", "06", "07"]
@@ -162,3 +162,30 @@ def test_notebooks_import_only_and_check_every_exercise():
         chapter = book.name[:2]
         assert checked == sorted(e for e in teach.ALL_EXERCISES if e.startswith(chapter + ".")), book.name
         assert (SOLUTIONS / (book.stem + ".py")).is_file(), f"no solutions/{book.stem}.py"
+
+
+# What a student must never read in a cell: nbval's comment markers and the smoke switch.
+PLUMBING = re.compile(r"#\s*(NBVAL|PYTEST_VALIDATE)_\w+|\bteach\.(pick|smoke)\b|\bpick\(\s*full=|LLMCORE_SMOKE")
+
+
+def test_no_test_plumbing_in_what_a_student_reads():
+    """nbval's markers are cell tags, the smoke sizes cell metadata (notebooks/conftest.py); each
+    smoke replacement matches its cell's source exactly once, and every cell nbval compares is tagged."""
+    spec = importlib.util.spec_from_file_location("notebooks_conftest", NOTEBOOKS / "conftest.py")
+    notebooks_conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(notebooks_conftest)
+    smaller = notebooks_conftest.smaller
+
+    tagged = 0
+    for book in sorted(NOTEBOOKS.glob("0*.ipynb")):
+        for i, cell in enumerate(json.loads(book.read_text())["cells"]):
+            src = "".join(cell["source"])
+            found = PLUMBING.search(src)
+            assert not found, f"{book.name} cell {i} shows test plumbing to the student: {found.group(0)!r}"
+            meta = cell.get("metadata", {})
+            tagged += "nbval-check-output" in meta.get("tags", [])
+            smoke = meta.get("llmcore", {}).get("smoke")
+            if smoke:
+                assert smaller(src, smoke) != src  # raises when a replacement no longer matches once
+                assert cell["cell_type"] == "code", f"{book.name} cell {i}"
+    assert tagged >= 40, f"only {tagged} cells are compared by nbval"
