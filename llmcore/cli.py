@@ -3,6 +3,7 @@
     llmcore corpus storyworld --out story.txt      the pre-training data, with its sizes
     llmcore train --out runs/mine                  pre-train a GPT (tqdm bar with loss, tokens/s)
     llmcore generate storyworld --prompt "Mia"     the inference engine
+    llmcore serve storyworld                       the engine behind an OpenAI-compatible HTTP API
     llmcore inspect storyworld --json              the parameter file, number by number
     llmcore export-hf RUN OUT / import-hf DIR OUT  to and from Hugging Face's GPT-2 format
     llmcore scale --preset llama-2-70b             the toy's numbers at Llama-2-70B scale
@@ -106,6 +107,13 @@ def cmd_generate(a):
     if run.tokenizer.kind != "char":
         sys.stdout.write(run.tokenizer.decode(ids))
     sys.stdout.write("\n")
+
+
+def cmd_serve(a):
+    from llmcore.serve import serve
+
+    print(f"llmcore serve: {a.run} at http://{a.host}:{a.port}/v1 (OpenAI-compatible; Ctrl+C stops)", file=sys.stderr)
+    serve(a.run, host=a.host, port=a.port, max_batch=a.max_batch)
 
 
 # --- parameters ---------------------------------------------------------------------
@@ -328,6 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="same seed, same text")
     g.add_argument("--stop", action="append", help="stop at this string (repeatable)")
     g.add_argument("--json", action="store_true", help="print every step with its probabilities")
+
+    v = command("serve", cmd_serve, "serve a run over HTTP with the OpenAI API (completions, chat, streaming), batched")
+    v.add_argument("run", help="a run directory or a shipped run name (e.g. storyworld)")
+    v.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: this machine only)")
+    v.add_argument("--port", type=int, default=8000, help="the port to listen on")
+    v.add_argument("--max-batch", type=int, default=16, help="requests computed together in one forward pass")
 
     i = command("inspect", cmd_inspect, "look inside a parameter file: sizes, tensors, raw numbers")
     i.add_argument("file", help="a .safetensors file, a run directory or a shipped run name")

@@ -177,16 +177,35 @@ class KVCache:
     Without a cache, producing token t re-reads all t previous tokens through every
     layer; with it, only the new token passes through, attending to stored keys and
     values. Buffers are allocated once for the whole context: [batch, head, n_ctx, d_head].
+
+    Usually every row of the batch is at the same position (`pos` is an int). A server
+    batches different requests, each at its own position: `per_row=True` makes `pos` a
+    tensor [batch] of lengths, and each row's new tokens go to its own next positions
+    (llmcore.batching runs one request per row).
     """
 
-    def __init__(self, cfg: GPTConfig, batch: int, device=None, dtype=torch.float32):
+    def __init__(self, cfg: GPTConfig, batch: int, device=None, dtype=torch.float32, *, per_row: bool = False):
         shape = (batch, cfg.n_heads, cfg.n_ctx, cfg.d_head)
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layers)]
-        self.pos = 0  # how many positions are filled
+        # how many positions are filled: one int, or one per row ([batch], per_row)
+        self.pos = torch.zeros(batch, dtype=torch.long, device=device) if per_row else 0
+
+    @property
+    def per_row(self) -> bool:
+        return isinstance(self.pos, torch.Tensor)
+
+    def rows(self, start: int, stop: int) -> KVCache:
+        """Rows start..stop-1 as a cache of their own that shares this one's memory:
+        a forward pass through the view fills these rows and advances their lengths."""
+        view = object.__new__(KVCache)
+        view.k = [k[start:stop] for k in self.k]
+        view.v = [v[start:stop] for v in self.v]
+        view.pos = self.pos[start:stop] if self.per_row else self.pos  # a tensor slice is a view
+        return view
 
     def __len__(self):
-        return self.pos
+        return int(self.pos.max()) if self.per_row else self.pos
 
 
 class Attention(nn.Module):
@@ -244,26 +263,38 @@ class Attention(nn.Module):
         else:  # nothing watches q, k, v: one permute instead of three transposes
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x [B, nh, T, hs]
 
-        past = 0
-        if cache is not None:  # store this chunk's keys/values, then attend over all so far
+        past, mask = 0, None
+        if cache is not None and cache.per_row:  # each row writes at its own positions
+            where = cache.pos[:, None] + torch.arange(T, device=x.device)  # [B, T] absolute positions
+            rows = torch.arange(B, device=x.device)[:, None]  # [B, 1]
+            cache.k[layer][rows, :, where] = k.transpose(1, 2)  # [B, T, nh, hs] into [B, nh, n_ctx, hs]
+            cache.v[layer][rows, :, where] = v.transpose(1, 2)
+            S = int(where.max()) + 1  # keys up to the longest row; shorter rows mask the rest
+            k, v = cache.k[layer][:, :, :S], cache.v[layer][:, :, :S]
+            # row b's query t (at position where[b, t]) may look at keys 0 .. where[b, t]
+            mask = (torch.arange(S, device=x.device) <= where[:, :, None])[:, None]  # [B, 1, T, S]
+        elif cache is not None:  # store this chunk's keys/values, then attend over all so far
             past = cache.pos
             cache.k[layer][:, :, past : past + T] = k
             cache.v[layer][:, :, past : past + T] = v
             k = cache.k[layer][:, :, : past + T]
             v = cache.v[layer][:, :, : past + T]
-        S = past + T  # number of key positions
+        S = k.shape[2]  # number of key positions
 
         if self._glass():
             scores = q @ k.transpose(-2, -1) / math.sqrt(c.d_head)  # [B, nh, T, S]
             # query i (at absolute position past + i) may look at keys 0 .. past + i
-            mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=past)
+            if mask is None:
+                mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=past)
             scores = self.hook_attn_scores(scores.masked_fill(~mask, float("-inf")))
             pattern = self.hook_pattern(scores.softmax(dim=-1))
             pattern = _dropout(pattern, self.dropout, self.training)
             z = pattern @ v  # [B, nh, T, hs]
         else:
             p = self.dropout if self.training else 0.0
-            if T == 1:  # one new query sees every stored key: no mask needed
+            if mask is not None:  # per-row lengths
+                z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+            elif T == 1:  # one new query sees every stored key: no mask needed
                 z = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
             elif past == 0:
                 z = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
@@ -380,13 +411,17 @@ class GPT(HookedRootModule):
         `stop_at_layer=i` returns the residual stream entering block i instead of logits.
         """
         B, T = tokens.shape
-        start = cache.pos if cache is not None else 0
-        if start + T > self.cfg.n_ctx:
+        start = cache.pos if cache is not None else 0  # an int, or [B] lengths (a per-row cache)
+        end = (int(start.max()) if B else 0) + T if isinstance(start, torch.Tensor) else start + T
+        if end > self.cfg.n_ctx:
             raise UserError(
-                f"{start + T} tokens do not fit the model's context of {self.cfg.n_ctx}; "
+                f"{end} tokens do not fit the model's context of {self.cfg.n_ctx}; "
                 "crop the input (llmcore.generate slides the window for you)"
             )
-        pos_embed = self.W_pos[start : start + T].expand(B, T, self.cfg.d_model)  # [B, T, d_model], as documented
+        if isinstance(start, torch.Tensor):  # each row at its own positions
+            pos_embed = self.W_pos[start[:, None] + torch.arange(T, device=start.device)]  # [B, T, d_model]
+        else:
+            pos_embed = self.W_pos[start : start + T].expand(B, T, self.cfg.d_model)  # [B, T, d_model], as documented
         x = self.hook_embed(self.W_E[tokens]) + self.hook_pos_embed(pos_embed)
         x = _dropout(x, self.cfg.dropout, self.training)  # [B, T, d_model]
         if cache is not None and stop_at_layer is not None:

@@ -15,7 +15,7 @@ from llmcore.model import GPT, GPTConfig
 from llmcore.params import save_params
 from llmcore.tokenizer import CharTokenizer
 
-COMMANDS = ["corpus", "train", "generate", "inspect", "export-hf", "import-hf", "scale", "compress", "decompress",
+COMMANDS = ["corpus", "train", "generate", "serve", "inspect", "export-hf", "import-hf", "scale", "compress", "decompress",
             "compare-compressors", "sae", "features", "steer"]
 
 

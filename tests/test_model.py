@@ -206,6 +206,26 @@ def test_kv_cache_fills_the_context_exactly_then_refuses(model):
         model(t[:, :1], cache)
 
 
+@pytest.mark.parametrize("glass", [False, True])
+def test_per_row_cache_rows_at_their_own_positions(model, glass):
+    # three texts of different lengths read into rows of one cache (row 1 through a view),
+    # then a step of 2 tokens for all rows at once: each row's logits equal its own forward
+    t = tokens(batch=3, pos=12)
+    lengths = [3, 9, 5]
+    cache = KVCache(model.cfg, batch=4, per_row=True)
+    hooks = [(lambda n: n.endswith("hook_pattern"), lambda x, hook: x)] if glass else []
+    for row, n in enumerate(lengths):
+        model.run_with_hooks(t[row : row + 1, :n], cache.rows(row, row + 1), fwd_hooks=hooks)
+    assert cache.pos.tolist() == [*lengths, 0] and len(cache) == 9
+    step = torch.stack([t[row, n : n + 2] for row, n in enumerate(lengths)])  # [3, 2]
+    out = model.run_with_hooks(step, cache.rows(0, 3), fwd_hooks=hooks)
+    assert cache.pos.tolist() == [5, 11, 7, 0]
+    for row, n in enumerate(lengths):
+        assert torch.allclose(out[row], model(t[row : row + 1, : n + 2])[0, n:], atol=1e-5)
+    with pytest.raises(UserError, match="context"):
+        model(tokens(3, model.cfg.n_ctx - 10), cache.rows(0, 3))  # the longest row no longer fits
+
+
 def test_context_overflow_raises_user_error(model):
     n_ctx = model.cfg.n_ctx
     model(tokens(1, n_ctx))  # exactly the context: fine
