@@ -105,7 +105,7 @@ def test_every_page_opens_with_its_charts(dash_run, tmp_path, monkeypatch):
     at = app()
     ok(at)
     assert "How a large language model works" in at.title[0].value
-    expected = {"data": 1, "pretraining": 3, "parameters": 2, "model": 4, "inference": 1, "interpretability": 5, "scale": 1}
+    expected = {"data": 1, "pretraining": 3, "parameters": 2, "model": 4, "inference": 1, "interpretability": 5, "scale": 0}
     for page in PAGES:
         at.switch_page(page)
         at.run()
@@ -483,10 +483,11 @@ def test_scale_calculator_and_results(dash_run, tmp_path):
 
     at = app("app_pages/scale.py")
     ok(at)
-    assert titles(at)[0].startswith("llama-2-70b on a100-80gb")
+    assert at.subheader[0].value.startswith("llama-2-70b on a100-80gb")
     assert len(at.dataframe) >= 1
     at.slider[0].set_value(2000).run()  # GPUs
     ok(at)
+    assert {m.label: m.value for m in at.metric}["time on 2,000 GPUs"] == "35.7 days"
     # with benchmark results present, their charts appear
     from llmcore.compress import compare_compressors
     from llmcore.run import load_run
@@ -508,6 +509,34 @@ def test_scale_calculator_and_results(dash_run, tmp_path):
         assert not at.exception and "not valid JSON" in at.error[0].value
     finally:
         state.RESULTS = old
+
+
+def test_scale_headline_numbers_read_right(dash_run):
+    """Llama-2-70B's numbers as a class reads them: whole, with words for units, and the 140 GB explained."""
+    at = app("app_pages/scale.py")
+    ok(at)
+    shown = {m.label: m.value for m in at.metric}
+    assert shown == {"parameters": "68.977 B", "parameter file (bf16)": "138 GB",
+                     "training data (2 trillion tokens)": "8 TB", "training compute (6 \u00d7 N \u00d7 D)":
+                     "8.28 \u00d7 10\u00b2\u00b3 FLOP", "GPU-hours": "1.71 million", "time on 6,000 GPUs": "11.9 days",
+                     "cost at $1.15 per GPU-hour": "$1.97 million", "writing speed, 1 user (at most)": "14.8 tokens/s"}
+    assert next(m for m in at.metric if m.label == "GPU-hours").delta == "-0.4% vs the paper"
+    why = "\n".join(c.value for c in at.caption)
+    assert "137.95 GB" in why and "70 B \u00d7 2 bytes gives 140 GB" in why
+    at.selectbox[0].set_value("gpt2-124m").run()  # a tiny model: cents, not "m" for milli
+    ok(at)
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["cost at $1.15 per GPU-hour"] == "$4.42" and shown["parameters"] == "124.440 M"
+    assert shown["time on 6,000 GPUs"] == "2.3 seconds"
+
+
+def test_scale_number_formats():
+    from llmcore.viz.scale import format_bytes, format_count, format_dollars, format_flops
+
+    assert format_dollars(0.326)["text"] == "$0.33" and format_dollars(326e6)["text"] == "$326 million"
+    assert format_count(326e6)["text"] == "326 million" and format_count(1234)["text"] == "1,234"
+    assert format_bytes(137.95e9)["text"] == "138 GB" and format_bytes(8e12)["text"] == "8 TB"
+    assert format_flops(8.277e23)["text"] == "8.28 \u00d7 10\u00b2\u00b3 FLOP"
 
 
 def test_errors_are_one_line_never_tracebacks(dash_run):

@@ -4,7 +4,7 @@ import state
 import streamlit as st
 
 from llmcore.scale import ACCELERATORS, DEFAULT_GPUS, DEFAULT_MFU, DTYPE_BYTES, PRESETS, estimate, llama2_70b_check
-from llmcore.viz.scale import calculator_figure, ladder_figure
+from llmcore.viz.scale import headline_numbers, ladder_figure
 
 st.title("Scale: from our toy to Llama-2-70B")
 st.markdown("Same recipe, bigger numbers. Each figure here is a few lines of arithmetic: "
@@ -24,9 +24,14 @@ mfu = c5.slider("Utilisation (MFU)", 0.05, 0.8, DEFAULT_MFU, 0.01, help="Fractio
 price = c6.slider("Price per GPU-hour ($)", 0.5, 6.0, float(ACCELERATORS[accel].price_per_hour), 0.05)
 with state.guard():
     est = estimate(preset, gpus=gpus, mfu=mfu, price=price, accelerator=accel, dtype=dtype)
-    fig = calculator_figure(est)
-    fig.update_traces(number_font_size=40 if P else 26)  # eight big numbers side by side must not overlap
-    state.chart(fig, key="calculator")
+    st.subheader(f"{preset} on {accel}: what it takes")
+    # Numbers as text, not a figure: they wrap and stack on a phone, and grow on a projector.
+    cells = headline_numbers(est)
+    per_row = 2 if P else 4
+    for row in range(0, len(cells), per_row):
+        for col, cell in zip(st.columns(per_row), cells[row : row + per_row]):
+            col.metric(cell["label"], cell["text"], cell["delta"], delta_color="off", help=cell["help"])
+    st.caption(" ".join(c["help"] for c in cells if c["key"] in ("n_params", "file_size")))
     with st.expander("Inputs, their sources, and every result"):
         st.dataframe([{"quantity": k, "value": f"{q['value']:,.4g}" if isinstance(q["value"], (int, float)) else str(q["value"]),
                        "unit": q["unit"], "basis": q.get("basis", "")}
@@ -47,19 +52,19 @@ st.header("Measured: speed against size")
 with state.guard():
     ladder = state.benchmark_result("ladder")
     if ladder is None:
-        st.info("No measurements on this machine yet. Run `.venv/bin/python benchmarks/bench_ladder.py` "
-                "(it writes benchmarks/results/ladder.json) and reload.")
+        st.info("Not measured on this server yet. On a local install of llmcore, "
+                "`python benchmarks/bench_ladder.py` measures it and this chart appears.")
     else:
         rungs = ladder.get("ladder") or ladder.get("rungs") if isinstance(ladder, dict) else ladder
         bandwidth = ladder.get("bandwidth_bytes_per_s") if isinstance(ladder, dict) else None
-        state.chart(ladder_figure(rungs or [], bandwidth), key="ladder")
+        state.chart(ladder_figure(rungs or [], bandwidth, projector=P), key="ladder")
 
 st.header("The parameters compress the data")
 with state.guard():
     comp = state.benchmark_result("compress")
     if comp is None:
-        st.info("Run `.venv/bin/python benchmarks/bench_compress.py` (it writes benchmarks/results/compress.json) "
-                "to compare the model with gzip, bz2 and xz here.")
+        st.info("Not measured on this server yet. On a local install of llmcore, "
+                "`python benchmarks/bench_compress.py` compares the model with gzip, bz2 and xz, and the chart appears.")
     else:
         from llmcore.viz.compress import compression_figure
 
