@@ -200,7 +200,7 @@ EXERCISES: dict[str, Exercise] = {
     ),
     "01.1": Exercise(
         f"How many tokens does the shipped BPE tokenizer cut {BRIDGE_SENTENCE!r} into?",
-        "`len(run.tokenizer.encode(sentence))`.",
+        "`len(bpe.encode(sentence))` (`bpe` is the shipped tokenizer, loaded in this chapter).",
         _bridge_tokens,
         mistakes=[(lambda e: len(BRIDGE_SENTENCE), "that is the number of characters."),
                   (lambda e: len(BRIDGE_SENTENCE.split()), "that is the number of words; BPE cuts differently.")],
@@ -216,7 +216,7 @@ EXERCISES: dict[str, Exercise] = {
     "01.3": Exercise(
         "On the story world's validation text, how many bytes does one token of the shipped "
         "tokenizer stand for, on average?",
-        "`load_corpus('storyworld', 'val').stats(run.tokenizer)` has a 'bytes_per_token' entry.",
+        "`load_corpus('storyworld', 'val').stats(bpe)` has a 'bytes_per_token' entry.",
         _val_bytes_per_token, rel_tol=0.02,
         mistakes=[(lambda e: 1 / e, "that is tokens per byte: turn it over.")],
     ),
@@ -229,7 +229,7 @@ EXERCISES: dict[str, Exercise] = {
     ),
     "02.2": Exercise(
         "How many tokens did the shipped run read while it trained (steps x batch_size x n_ctx)?",
-        "`run.provenance['train_config']` has the steps and batch size; `run.model.cfg.n_ctx` the context.",
+        "`shipped.provenance['train_config']` has the steps and batch size; `shipped.model.cfg.n_ctx` the context.",
         lambda: _run().provenance["tokens_seen"],
         mistakes=[(lambda e: e // _run().model.cfg.n_ctx, "that counts windows; each holds n_ctx tokens.")],
     ),
@@ -425,14 +425,22 @@ class ProgressBar:
     """
 
     def __init__(self, *, samples: bool = True, prompt: str | None = None):
-        self.samples, self.prompt, self.bar = samples, prompt, None
+        self.samples, self.prompt, self.bar, self._shown = samples, prompt, None, None
 
     def __call__(self, ev) -> None:
         from tqdm.auto import tqdm
 
         if ev.kind == "start":
-            self.bar = tqdm(total=ev.steps, initial=ev.step, unit="step",
-                            desc=f"training {ev.info.get('n_params', 0):,} parameters")
+            desc = f"training {ev.info.get('n_params', 0):,} parameters"
+            if _is_notebook_bar(tqdm):
+                # Shown under a display id, so that "done" can replace the saved text ("0%|...")
+                # with the finished bar: GitHub and nbconvert show that text, not the widget.
+                from IPython.display import display
+
+                self.bar = tqdm(total=ev.steps, initial=ev.step, unit="step", desc=desc, display=False)
+                self._shown = display(self.bar.container, display_id=True)
+            else:
+                self.bar = tqdm(total=ev.steps, initial=ev.step, unit="step", desc=desc)
         elif self.bar is None:
             return
         elif ev.kind == "step":
@@ -446,6 +454,17 @@ class ProgressBar:
             self.bar.write(f"step {ev.step:>5}: {prompt!r} -> {ev.samples[prompt][:70]!r}")
         elif ev.kind == "done":
             self.bar.close()
+            if self._shown is not None:
+                self._shown.update(self.bar.container)
+
+
+def _is_notebook_bar(tqdm_class) -> bool:
+    """True when tqdm.auto chose its Jupyter widget bar (it draws a plain text bar elsewhere)."""
+    try:
+        from tqdm.notebook import tqdm_notebook
+    except ImportError:
+        return False
+    return issubclass(tqdm_class, tqdm_notebook)
 
 
 def sampling_explorer(model, tokenizer, prompt: str, *, k: int = 12):
@@ -453,13 +472,15 @@ def sampling_explorer(model, tokenizer, prompt: str, *, k: int = 12):
 
     An `ipywidgets.interactive`: moving a slider redraws `llmcore.viz.sampling_figure`
     (the model's probabilities beside those actually sampled from). Display it as a
-    cell's last line. Without a widget front-end (nbconvert, GitHub) it shows nothing,
-    so notebooks draw a static figure for fixed settings beside it.
+    cell's last line. Without a widget front-end (nbconvert, GitHub, a PDF) a viewer
+    shows instead the still image it carries: the figure for the sliders' starting
+    settings (temperature 1, top-k off, top-p 1), drawn by `llmcore.viz.still_bundle`.
     """
     import ipywidgets as widgets
 
     from llmcore.generate import Sampling
     from llmcore.viz.inference import sampling_data, sampling_figure
+    from llmcore.viz.static import images_wanted, still_bundle
 
     def redraw(temperature=1.0, top_k=0, top_p=1.0):
         s = Sampling(temperature=temperature, top_k=top_k, top_p=top_p)
@@ -467,8 +488,17 @@ def sampling_explorer(model, tokenizer, prompt: str, *, k: int = 12):
         knobs = f"temperature {temperature:g}, top-k {top_k or 'off'}, top-p {top_p:g}"
         return sampling_figure(before, after, labels, settings=knobs)
 
+    class WithStill(widgets.interactive):
+        """The sliders, plus a PNG of the starting figure for viewers that cannot run widgets."""
+
+        def _repr_mimebundle_(self, **kwargs):
+            bundle = super()._repr_mimebundle_(**kwargs)
+            if images_wanted():
+                bundle.update(still_bundle(redraw()))
+            return bundle
+
     slider = {"continuous_update": False, "style": {"description_width": "initial"}}
-    return widgets.interactive(
+    return WithStill(
         redraw,
         temperature=widgets.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.05, description="temperature", **slider),
         top_k=widgets.IntSlider(value=0, min=0, max=k, description="top-k (0 = off)", **slider),

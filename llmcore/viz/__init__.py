@@ -9,6 +9,7 @@
     compress     compression_figure
     scale        calculator_figure, ladder_figure
     common       apply_theme, token_html, PALETTE, STAGE_COLOURS
+    static       notebook_figures (live figure + still PNG in notebooks), figure_png, still_bundle
 
 `import llmcore.viz` is cheap: a builder's module (and plotly) loads the first time
 the builder is used, e.g. `llmcore.viz.loss_figure(run.metrics())`.
@@ -32,6 +33,7 @@ _EXPORTS: dict[str, str] = {
                      "feature_logits_figure", "contexts_html", "concepts_figure", "steering_figure"), "interpret"),
     "compression_figure": "compress",
     **dict.fromkeys(("calculator_figure", "ladder_figure"), "scale"),
+    **dict.fromkeys(("notebook_figures", "figure_png", "still_bundle"), "static"),
 }
 __all__ = sorted(_EXPORTS)
 
