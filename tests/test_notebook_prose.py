@@ -76,3 +76,68 @@ def test_the_model_stage_page_quotes_the_walk():
     ]
     missing = [p for p in phrases if p not in text]
     assert not missing, f"docs/stages/model.md no longer matches the shipped run: {missing}"
+
+
+def _doc(path: str) -> str:
+    return " ".join((Path(__file__).parent.parent / path).read_text().split())
+
+
+def test_chapters_quote_the_shipped_run_and_corpus():
+    """The numbers issue 13 found stale in chapters 00-03 and 07, now rendered from the run and corpus."""
+    from llmcore import scale
+    from llmcore.corpus import load_corpus
+
+    run = load_run("storyworld")
+    train = load_corpus("storyworld", "train").stats()
+    ratio = scale.LLAMA2_DATA_BYTES / train["bytes"]
+    checks = {
+        "00_big_picture.ipynb": [f"each a number from 0 to {run.model.cfg.d_vocab - 1:,}",
+                                 f"ln({run.model.cfg.d_vocab}) = {math.log(run.model.cfg.d_vocab):.2f}",
+                                 "1,720,320 A100 GPU-hours", "12 days if spread over 6,000 GPUs"],
+        "01_data.ipynb": [f"Ours reads {train['bytes'] / 1e6:.1f} MB of simple stories",
+                          f"about {round(ratio / 1e6)} million times",
+                          f"BPE tokenizer with {run.tokenizer.vocab_size:,} tokens"],
+        "02_pretraining.ipynb": ["even a perfect model would stay above 0"],
+        "07_scale.ipynb": ["wherever memory bandwidth is the limit"],
+    }
+    for book, phrases in checks.items():
+        text = prose(book)
+        missing = [p for p in phrases if p not in text]
+        assert not missing, f"{book}'s prose no longer matches the shipped run: {missing}"
+    assert "about ten million times" not in prose("01_data.ipynb")
+    assert "on any hardware" not in prose("07_scale.ipynb")
+
+
+def test_stage_pages_and_teachers_guide_quote_the_shipped_run():
+    from llmcore.corpus import load_corpus
+    from llmcore.params import inspect_file
+
+    run = load_run("storyworld")
+    metrics, p = run.metrics(), run.provenance
+    sentence = "Mia ate a crème brûlée by the Golden Gate Bridge 🌉"
+    n_tokens = len(run.tokenizer.encode(sentence))
+    train = load_corpus("storyworld", "train").stats(run.tokenizer)
+    val = load_corpus("storyworld", "val").stats()
+    info = inspect_file(run.params_file)
+    story_start = load_corpus("storyworld", "train", n_chars=1000).text.split()[0]  # 00's story's hero
+    first = [f"{v:.4f}".replace("-", "\u2212") for v in info["first_values"]["values"][:3]]
+    docs = {
+        "docs/stages/data.md": [f"{n_tokens} with the shipped BPE tokenizer",
+                                f"The training split is {train['bytes']:,} bytes ({train['words']:,} words, "
+                                f"{train['tokens']:,} BPE tokens, {train['bytes_per_token']:.2f} bytes per token)",
+                                f"a different draw of {val['bytes']:,} bytes"],
+        "docs/stages/pretraining.md": [f"its last {metrics[-1]['loss']:.2f} ({p['steps']} steps, "
+                                       f"{p['tokens_seen']:,} tokens, {metrics[-1]['elapsed']:.0f} seconds",
+                                       f"({p['val_loss']:.3f} nats per token)", f"**{p['val_bpb']:.3f} bits per byte**"],
+        "docs/stages/parameters.md": [f"such as {', '.join(first)}:", f"+ 8 + {info['header_bytes'] - 8:,}",
+                                      f"**{info['bytes_on_disk']:,} bytes**"],
+        "docs/teachers_guide.md": [f"'{story_start}' is two tokens", f"56 bytes, {n_tokens} tokens",
+                                   f"a held-out loss of {p['val_loss']:.3f}",
+                                   f"e^-{p['val_loss']:.3f} = {math.exp(-p['val_loss']):.0%}",
+                                   f"its last training loss ({metrics[-1]['loss']:.3f})"],
+    }
+    assert len(run.tokenizer.encode(story_start)) == 2
+    for path, phrases in docs.items():
+        text = _doc(path)
+        missing = [ph for ph in phrases if ph not in text]
+        assert not missing, f"{path} no longer matches the shipped run: {missing}"

@@ -15,8 +15,9 @@ sae = load_sae(run)
 answer = sae.metrics["concepts"]["golden_gate_bridge"]["feature"]
 print(teach.check("06.1", answer))
 
-# 06.2 k of d_sae features are on: 16 / 1024 = 1.6%.
+# 06.2 k of d_sae features are on (the shipped SAE: 8 of 384, about 2%).
 answer = sae.cfg.k / sae.cfg.d_sae
+print(f"{sae.cfg.k} / {sae.cfg.d_sae:,} = {answer:.1%}")
 print(teach.check("06.2", answer))
 
 # 06.3 Read the last position's top guess at every stage; the last stage is the model's answer.
