@@ -21,6 +21,9 @@ Hard to break: every bad request gets a 4xx JSON body in OpenAI's error shape,
 at the next step. Caps: the body (1 MiB), the prompt (it must fit the context),
 max_tokens (1,024), requests running (`max_batch`) and waiting (`max_waiting`, then 429).
 It binds to 127.0.0.1 unless told otherwise: it has no API keys.
+
+From Python: `serve_in_background(run)` starts it in a thread (a notebook, a test), and
+`complete(run, body)` answers one request body in-process, exactly as the server would.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import json
 import logging
 import math
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -75,8 +79,8 @@ def chat_prompt(messages: list[dict]) -> str:
 # --- errors in OpenAI's shape ---------------------------------------------------------
 
 
-class ApiError(Exception):
-    """A request the server refuses: HTTP status + OpenAI's error object."""
+class ApiError(UserError):
+    """A request the server refuses: HTTP status + OpenAI's error object (a UserError: bad input)."""
 
     def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
                  type: str = "invalid_request_error"):
@@ -255,11 +259,17 @@ class Api:
             raise self._unknown_model(body["model"])
         try:  # tokenizing a long prompt takes a while: off the event loop
             job = await run_in_threadpool(parse_job, body, kind, self.run.tokenizer, self.run.model.cfg.n_ctx)
-        except UserError as e:
+        except ApiError:
+            raise
+        except UserError as e:  # (from the library's own checks, e.g. Sampling)
             raise ApiError(400, str(e)) from None
         loop, queue = asyncio.get_running_loop(), asyncio.Queue()
 
+        quiet = not job.stream and job.n_logprobs is None  # a whole reply needs only the Done
+
         def emit(event):  # called in the engine's thread
+            if quiet and isinstance(event, Token):
+                return  # (waking the event loop for every token costs more than the token)
             with contextlib.suppress(RuntimeError):  # the loop is closed: the server is stopping
                 loop.call_soon_threadsafe(queue.put_nowait, event)
 
@@ -269,9 +279,9 @@ class Api:
         except Busy as e:
             raise ApiError(429, f"the server is busy ({e}); try again shortly", code="server_busy",
                            type="rate_limit_error") from None
-        reply = Reply(self, job, f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}")
+        reply = Reply(self.model_id, self.run.tokenizer, job)
         if job.stream:
-            return StreamingResponse(reply.stream(req, queue), media_type="text/event-stream",
+            return StreamingResponse(reply.stream(self.engine, req, queue), media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         done, tokens = await _collect(request, self.engine, req, queue)
         if done.reason == "error":
@@ -329,13 +339,14 @@ async def _collect(request, engine: Engine, req: Request, queue: asyncio.Queue):
 class Reply:
     """Builds one response (whole, or as a stream of chunks) in OpenAI's format."""
 
-    def __init__(self, api: Api, job: Job, rid: str):
-        self.api, self.job, self.id, self.created = api, job, rid, int(time.time())
-        self.tok = api.run.tokenizer
+    def __init__(self, model_id: str, tokenizer, job: Job):
+        self.model_id, self.tok, self.job = model_id, tokenizer, job
+        self.id = f"{'chatcmpl' if job.kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}"
+        self.created = int(time.time())
         self._text_len = 0  # the completion's length before the next token, for text_offset
 
     def _head(self, obj: str) -> dict:
-        return {"id": self.id, "object": obj, "created": self.created, "model": self.api.model_id}
+        return {"id": self.id, "object": obj, "created": self.created, "model": self.model_id}
 
     def usage(self, n: int) -> dict:
         p = len(self.job.prompt_ids)
@@ -382,7 +393,7 @@ class Reply:
                   "finish_reason": finish}
         return {**self._head("text_completion"), "choices": [choice]}
 
-    async def stream(self, req: Request, queue: asyncio.Queue):
+    async def stream(self, engine: Engine, req: Request, queue: asyncio.Queue):
         """Server-sent events: one chunk per token (text held back while a stop string may be
         forming), a last chunk with the finish reason, [DONE]. A client that goes away
         cancels this generator, and its row is freed."""
@@ -404,7 +415,7 @@ class Reply:
                     sent, pending = max(safe, sent), []
         finally:
             if done is None:  # the client went away (or the server is stopping)
-                self.api.engine.cancel(req)
+                engine.cancel(req)
         if done.reason == "error":
             yield _sse(ApiError(500, done.message, type="server_error").body())
             return
@@ -417,6 +428,32 @@ class Reply:
 
 def _sse(data: dict) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def complete(run, body: dict) -> dict:
+    """Answer one request body in this process, exactly as the server would, no network.
+
+    For the lesson's "text in, text out" view: the JSON a client sends, the JSON it gets.
+    ApiError for a body the server would refuse; `stream` is not available here.
+
+    >>> complete(run, {"model": run.name, "prompt": "Once upon a time", "max_tokens": 3,
+    ...                "temperature": 0})["choices"][0]["text"]
+    ', there was'
+    """
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    if body.get("model") != run.name:
+        raise ApiError(404, f"the model {_show(body.get('model'))} does not exist; this one is {run.name!r}",
+                       param="model", code="model_not_found")
+    kind = "chat" if "messages" in body else "completion"
+    job = parse_job(body, kind, run.tokenizer, run.model.cfg.n_ctx)
+    if job.stream:
+        raise _bad("stream", "complete() answers whole replies; stream from a running server")
+    engine, events = Engine(run.model, run.tokenizer, max_batch=1, max_waiting=1), []
+    engine.submit(Request(job.prompt_ids, job.sampling, events.append, n_alternatives=job.n_logprobs or 0))
+    while not events or not isinstance(events[-1], Done):
+        engine.step()
+    return Reply(run.name, run.tokenizer, job).whole(events[-1], events[:-1])
 
 
 # --- the app -----------------------------------------------------------------------------
@@ -466,26 +503,90 @@ def create_app(run, *, max_batch: int = 16, max_waiting: int = 64):
     return app
 
 
-def serve(run_name, host: str = "127.0.0.1", port: int = 8000, *, max_batch: int = 16, max_waiting: int = 64):
-    """Serve a run until interrupted (the `llmcore serve` command). Blocks."""
-    from llmcore.run import load_run
+def _listen(host: str, port: int) -> socket.socket:
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise UserError(f"port must be a whole number from 0 to 65535, got {port!r}")
+    try:
+        return socket.create_server((host, port))
+    except OSError as e:
+        raise UserError(f"cannot listen on {host}:{port}: {e.strerror or e}; choose another --port") from None
 
+
+def _uvicorn():
     try:
         import uvicorn
     except ImportError:
         raise UserError("llmcore serve needs Starlette and uvicorn: pip install 'llmcore[serve]'") from None
-    for name, v, lo, hi in (("port", port, 0, 65535), ("max_batch", max_batch, 1, 256), ("max_waiting", max_waiting, 0, 10_000)):
+    return uvicorn
+
+
+def _check_caps(max_batch, max_waiting):
+    for name, v, lo, hi in (("max_batch", max_batch, 1, 256), ("max_waiting", max_waiting, 0, 10_000)):
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
             raise UserError(f"{name} must be a whole number from {lo} to {hi}, got {v!r}")
+
+
+def serve(run_name, host: str = "127.0.0.1", port: int = 8000, *, max_batch: int = 16, max_waiting: int = 64):
+    """Serve a run until interrupted (the `llmcore serve` command). Blocks."""
+    from llmcore.run import load_run
+
+    uvicorn = _uvicorn()
+    _check_caps(max_batch, max_waiting)
     run = load_run(run_name)
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: anyone who can reach this machine can use the model (there are no API keys)", host)
-    try:
-        sock = socket.create_server((host, port))
-    except OSError as e:
-        raise UserError(f"cannot listen on {host}:{port}: {e.strerror or e}; choose another --port") from None
+    sock = _listen(host, port)
     app = create_app(run, max_batch=max_batch, max_waiting=max_waiting)
     config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5,
                             limit_concurrency=4 * (max_batch + max_waiting))  # past that many connections: 503
     with sock:
         uvicorn.Server(config).run(sockets=[sock])
+
+
+class Background:
+    """A server running in a thread of this process: `.url` ("http://127.0.0.1:PORT/v1"), `.stop()`."""
+
+    def __init__(self, run, host: str, port: int, max_batch: int, max_waiting: int):
+        uvicorn = _uvicorn()
+        _check_caps(max_batch, max_waiting)
+        self.sock = _listen(host, port)
+        self.app = create_app(run, max_batch=max_batch, max_waiting=max_waiting)
+        self.engine = self.app.state.api.engine
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://{host}:{self.port}/v1"
+        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise UserError(f"the server did not start on {host}:{self.port}")
+            time.sleep(0.01)
+
+    def stop(self):
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def serve_in_background(run, host: str = "127.0.0.1", port: int = 0, *, max_batch: int = 16,
+                        max_waiting: int = 64) -> Background:
+    """Start `llmcore serve` for `run` (a Run or a run name) in a thread; returns once it answers.
+
+    For a notebook or a test: port 0 picks a free port. UserError if it cannot start.
+
+    >>> server = serve_in_background("storyworld")
+    >>> server.url                      # give this to OpenAI(base_url=...)
+    'http://127.0.0.1:43127/v1'
+    >>> server.stop()
+    """
+    from llmcore.run import Run, load_run
+
+    return Background(run if isinstance(run, Run) else load_run(run), host, port, max_batch, max_waiting)

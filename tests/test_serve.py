@@ -10,8 +10,8 @@ however the requests are batched. No test measures speed (benchmarks/bench_serve
 import contextlib
 import io
 import json
+import math
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,7 +23,7 @@ from llmcore.batching import Busy, Done, Engine, Request, Token, held_back
 from llmcore.cli import main
 from llmcore.generate import Sampling, generate
 from llmcore.run import load_run
-from llmcore.serve import MAX_BODY_BYTES, MAX_TOKENS_CAP, chat_prompt, create_app
+from llmcore.serve import MAX_BODY_BYTES, MAX_TOKENS_CAP, ApiError, chat_prompt, complete, serve_in_background
 
 openai = pytest.importorskip("openai")
 uvicorn = pytest.importorskip("uvicorn")
@@ -38,26 +38,14 @@ def run(tiny_run):
 
 @pytest.fixture(scope="module")
 def server(run):
-    """The app served on 127.0.0.1 at a free port, for the whole module."""
-    app = create_app(run, max_batch=4, max_waiting=8)
-    sock = socket.create_server(("127.0.0.1", 0))
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    for _ in range(500):
-        if srv.started:
-            break
-        time.sleep(0.01)
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    yield type("Server", (), {"url": url, "engine": app.state.api.engine, "port": sock.getsockname()[1]})
-    srv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    """The app served on 127.0.0.1 at a free port, in a thread, for the whole module."""
+    with serve_in_background(run, max_batch=4, max_waiting=8) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def client(server):
-    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=30)
+    return openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=30)
 
 
 def reference(run, prompt, **kw):
@@ -67,7 +55,7 @@ def reference(run, prompt, **kw):
 
 def post(server, path, body, **kw):
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    return httpx.post(server.url + path, content=data, timeout=30, **kw)
+    return httpx.post(server.url.removesuffix("/v1") + path, content=data, timeout=30, **kw)
 
 
 # --- text in, text out ------------------------------------------------------------------
@@ -137,6 +125,32 @@ def test_logprobs_are_the_models_probabilities(client, run):
                                        temperature=0, logprobs=True, top_logprobs=2)
     assert [t.token for t in c.choices[0].logprobs.content] == lp.tokens
     assert all(len(t.top_logprobs) == 2 for t in c.choices[0].logprobs.content)
+
+
+def test_complete_answers_in_process_as_the_server_does(server, run):
+    body = {"model": run.name, "prompt": "Mia", "max_tokens": 6, "temperature": 0, "logprobs": 3}
+    local, remote = complete(run, body), post(server, "/v1/completions", body).json()
+    for r in (local, remote):
+        del r["id"], r["created"]
+    assert json.loads(json.dumps(local)) == remote
+    chat = complete(run, {"model": run.name, "messages": [{"role": "user", "content": "Mia"}], "max_tokens": 6,
+                          "temperature": 0})
+    assert chat["choices"][0]["message"]["content"] == local["choices"][0]["text"]
+    with pytest.raises(ApiError, match="max_tokens"):
+        complete(run, {"model": run.name, "prompt": "Mia", "max_tokens": 0})
+
+
+def test_logprobs_are_the_step_views_numbers(run):
+    from llmcore.generate import steps
+
+    r = complete(run, {"model": run.name, "prompt": "Mia", "max_tokens": 8, "temperature": 0, "logprobs": 5})
+    lp = r["choices"][0]["logprobs"]
+    view = list(steps(run.model, run.tokenizer, "Mia", Sampling(temperature=0, max_new_tokens=8)))
+    assert lp["tokens"] == [s.text for s in view]
+    assert lp["token_logprobs"] == pytest.approx([math.log(s.prob) for s in view], abs=1e-5)
+    for top, s in zip(lp["top_logprobs"], view):
+        assert list(top) == [t for t, _ in s.alternatives]
+        assert list(top.values()) == pytest.approx([math.log(p) for _, p in s.alternatives], abs=1e-5)
 
 
 # --- streaming ----------------------------------------------------------------------------
@@ -317,13 +331,13 @@ def test_bad_requests_that_ask_to_stream_still_get_json(server, run):
 def test_oversized_body_is_413(server, run):
     check_error(post(server, "/v1/completions", b"x" * (MAX_BODY_BYTES + 1)), 413, None)
     chunked = (b"x" * 65536 for _ in range(MAX_BODY_BYTES // 65536 + 2))  # no Content-Length: counted as it comes
-    check_error(httpx.post(server.url + "/v1/completions", content=chunked, timeout=30), 413, None)
+    check_error(httpx.post(server.url + "/completions", content=chunked, timeout=30), 413, None)
 
 
 def test_unknown_routes_and_methods(server):
-    check_error(httpx.get(server.url + "/v1/nothing"), 404, None)
-    check_error(httpx.get(server.url + "/v1/completions"), 405, None)
-    check_error(httpx.get(server.url + "/v1/models/gpt-4"), 404, "model")
+    check_error(httpx.get(server.url + "/nothing"), 404, None)
+    check_error(httpx.get(server.url + "/completions"), 405, None)
+    check_error(httpx.get(server.url + "/models/gpt-4"), 404, "model")
 
 
 def test_the_openai_client_sees_errors_as_exceptions(client, run):
