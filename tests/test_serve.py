@@ -1,4 +1,4 @@
-"""Tests for llmcore.serve and llmcore.batching: the OpenAI API, batching, bad requests.
+"""Tests for llmcore.serve, openai_api and batching: the OpenAI API, batching, bad requests.
 
 One server per module (uvicorn in a thread, on a free port) serves the random tiny GPT
 from conftest. It is driven by the official `openai` client and by raw HTTP. The
@@ -22,8 +22,9 @@ import torch
 from llmcore.batching import Busy, Done, Engine, Request, Token, held_back
 from llmcore.cli import main
 from llmcore.generate import Sampling, generate
+from llmcore.openai_api import MAX_TOKENS_CAP, ApiError, chat_prompt, complete
 from llmcore.run import load_run
-from llmcore.serve import MAX_BODY_BYTES, MAX_TOKENS_CAP, ApiError, chat_prompt, complete, serve_in_background
+from llmcore.serve import MAX_BODY_BYTES, serve_in_background
 
 openai = pytest.importorskip("openai")
 uvicorn = pytest.importorskip("uvicorn")
