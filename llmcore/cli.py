@@ -8,8 +8,9 @@
     llmcore export-hf RUN OUT / import-hf DIR OUT  to and from Hugging Face's GPT-2 format
     llmcore scale --preset llama-2-70b             the toy's numbers at Llama-2-70B scale
 
-Each command is a thin wrapper over the library. Bad input prints one line to stderr
-and exits with status 2; data outputs take --json.
+Each command is a thin wrapper over the library; data outputs take --json. `main` is
+the one error boundary: every failure prints one line to stderr and exits with a
+documented code (0 done, 1 a bug, 2 bad input, 3 out of memory or disk, 130 interrupted).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import json
 import logging
 import os
 import sys
+import traceback
 from dataclasses import fields
 from pathlib import Path
 
-from llmcore.errors import UserError
+from llmcore.errors import EXIT_BUG, EXIT_CODES, EXIT_INTERRUPTED, EXIT_OK, UserError, explain
 
 
 def _emit(data, as_json: bool, text: str):
@@ -59,10 +61,12 @@ def cmd_train(a):
 
     cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in fields(TrainConfig) if getattr(a, f.name, None) is not None})
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, only rank 0 reports
-    bar = tqdm(total=cfg.steps, unit="step", disable=a.quiet or not main_process)
+    bar = None  # drawn once training starts, so a refusal before it stays one line
 
     def progress(ev):
+        nonlocal bar
         if ev.kind == "start":
+            bar = tqdm(total=cfg.steps, unit="step", disable=a.quiet or not main_process)
             bar.n = ev.step
             bar.set_description(f"{ev.info['n_params']:,} parameters on {ev.info['device']}")
         elif ev.kind == "step":
@@ -74,8 +78,11 @@ def cmd_train(a):
         elif ev.kind == "sample" and not a.quiet:
             tqdm.write(f"step {ev.step}: {next(iter(ev.samples.values()))!r}")
 
-    out = train(cfg, a.out, callbacks=(progress,), resume=a.resume, force=a.force)
-    bar.close()
+    try:
+        out = train(cfg, a.out, callbacks=(progress,), resume=a.resume, force=a.force)
+    finally:
+        if bar is not None:
+            bar.close()
     if main_process:
         from llmcore.run import load_run
 
@@ -168,11 +175,12 @@ def cmd_scale(a):
 # --- the model as a compressor --------------------------------------------------------
 
 
-def _read_file(path) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+def _read_file(path, what: str) -> bytes:
+    """A regular input file, refused (never read) if it is a FIFO, a device or over the 64 MB limit."""
+    from llmcore.compress import MAX_INPUT_BYTES
+    from llmcore.files import read_bytes
+
+    return read_bytes(path, what, limit=MAX_INPUT_BYTES)
 
 
 def _token_bar(quiet: bool):
@@ -194,7 +202,7 @@ def _code(a, fn, verb):
     from llmcore.run import load_run
 
     check_output_path(a.output)  # a device, FIFO or symlink as output is refused before any work
-    run, data = load_run(a.run), _read_file(a.input)
+    run, data = load_run(a.run), _read_file(a.input, "input file")
     progress, close = _token_bar(a.quiet)
     out = fn(run, data, progress=progress)
     close()
@@ -221,7 +229,7 @@ def cmd_compare_compressors(a):
 
     run = load_run(a.run)
     try:
-        text = _read_file(a.text).decode("utf-8")
+        text = _read_file(a.text, "text file").decode("utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"{a.text} is not UTF-8 text (byte offset {e.start})") from None
     train = load_corpus(a.train, "train").text if a.train else None
@@ -245,17 +253,22 @@ def cmd_sae_train(a):
     from llmcore.interpret.sae import train_sae_for_run
 
     overrides = {k: v for k, v in (("d_sae", a.d_sae), ("k", a.k), ("steps", a.steps), ("seed", a.seed)) if v is not None}
-    bar = tqdm(unit="step", disable=a.quiet)
+    bar = None  # drawn at the first step, so a refusal before it stays one line
 
     def progress(ev):
+        nonlocal bar
+        bar = bar or tqdm(unit="step", disable=a.quiet)
         if ev.kind == "step":
             bar.total = ev.steps
             bar.update(ev.step - bar.n)
         elif ev.kind in ("label", "steer") and not a.quiet:
             bar.set_description({"label": "labelling features", "steer": "testing steering"}[ev.kind])
 
-    path = train_sae_for_run(a.run, layer=a.layer, callbacks=(progress,), **overrides)
-    bar.close()
+    try:
+        path = train_sae_for_run(a.run, layer=a.layer, callbacks=(progress,), **overrides)
+    finally:
+        if bar is not None:
+            bar.close()
     from llmcore.interpret.sae import load_sae_file
 
     m = load_sae_file(path)[1]["metrics"]
@@ -294,8 +307,10 @@ def cmd_steer(a):
 def build_parser() -> argparse.ArgumentParser:
     from llmcore.train import TrainConfig
 
-    p = argparse.ArgumentParser(prog="llmcore", description="Learn how an LLM works by running one.")
-    p.add_argument("-v", "--verbose", action="store_true", help="log what the library is doing")
+    epilog = "exit codes:\n" + "\n".join(f"  {code:<4} {what}" for code, what in EXIT_CODES.items())
+    p = argparse.ArgumentParser(prog="llmcore", description="Learn how an LLM works by running one.", epilog=epilog,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true", help="log what the library is doing; show tracebacks of bugs")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, fn, help):
@@ -414,19 +429,50 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Arguments that name files or folders: any bytes the OS allows, even ones that are not UTF-8.
+# Every other string argument is text the model reads or a name, and must be real text.
+PATH_ARGS = frozenset({"run", "input", "output", "file", "folder", "out", "name", "text", "train", "corpus", "tokenizer"})
+
+
+def _check_text_args(a) -> None:
+    """Refuse text arguments that are not UTF-8 (they reach Python as lone surrogates) by flag name."""
+    for name, value in vars(a).items():
+        for v in value if isinstance(value, list) else [value]:
+            if not isinstance(v, str) or name in PATH_ARGS:
+                continue
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError as e:
+                flag = "--" + name.replace("_", "-")
+                raise UserError(f"{flag} is not UTF-8 text (a stray byte at character {e.start}); "
+                                "pass it as UTF-8") from None
+
+
 def main(argv=None) -> int:
+    """Run one command; returns its exit code (see EXIT_CODES in llmcore.errors and `llmcore --help`).
+
+    The one error boundary: every exception ends here as one line on stderr. Expected
+    failures (bad input, special files, permissions, a full disk, memory) say what to
+    do; anything else is reported as a bug, with the traceback under --verbose.
+    """
     parser = build_parser()
     a = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if hasattr(sys.stdout, "reconfigure"):  # a path with non-UTF-8 bytes must never fail to print
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
+        _check_text_args(a)
         a.fn(a)
-    except UserError as e:
-        print(f"llmcore {a.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"llmcore {a.command}: interrupted", file=sys.stderr)
-        return 130
-    return 0
+    except (Exception, KeyboardInterrupt) as e:
+        code, line = explain(e)
+        if code == EXIT_BUG and a.verbose:
+            traceback.print_exc()
+        if code == EXIT_INTERRUPTED:
+            print(f"llmcore {a.command}: interrupted", file=sys.stderr)
+        else:
+            print(f"llmcore {a.command}: error: {line}", file=sys.stderr)
+        return code
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -284,6 +284,15 @@ def _read_header(run, blob: bytes) -> tuple[int, int, int, bytes]:
             f"{run.name or run.path} has {model_sha256(run).hex()[:12]}...: decompress with the run that compressed it"
         )
     code = blob[HEADER.size :]
+    # The longest code the encoder can write for n_tokens: each token costs at most
+    # log2(TOTAL) = 24 bits (+2 for rounding) and an unknown character 21 more, plus two
+    # bits to finish and the padding the format promises. More is junk: refuse it before
+    # decoding (8 MB of junk would cost ~0.9 GB as the decoder's bit list).
+    unk_bits = UNK_BITS if isinstance(run.tokenizer, CharTokenizer) else 0
+    max_code = max(-(-(n_tokens * (26 + unk_bits) + 2) // 8), -(-n_tokens // MAX_TOKENS_PER_CODE_BYTE))
+    if len(code) > max_code:
+        raise UserError(f"the compressed file is corrupt: {len(code):,} bytes of code for {n_tokens:,} tokens "
+                        f"(at most {max_code:,}); junk was appended or the header lies")
     max_token_bytes = 4 if isinstance(run.tokenizer, CharTokenizer) else max(map(len, _token_table(run.tokenizer)))
     if (
         n_bytes > MAX_INPUT_BYTES
@@ -328,6 +337,11 @@ def decompress(run, blob: bytes, progress: Progress = None) -> bytes:
                 pred.push(t)
             if progress and ((i + 1) % PROGRESS_EVERY == 0 or i + 1 == n_tokens):
                 progress(i + 1, n_tokens)
+    # The encoder wrote exactly (shifts + 2) bits, where the decoder has read 32 + shifts: so the
+    # code has a known length (or the promised padding); bytes beyond it are junk.
+    if n_tokens and len(code) != max(-(-(dec.pos - 30) // 8), -(-n_tokens // MAX_TOKENS_PER_CODE_BYTE)):
+        raise UserError(f"the compressed file is corrupt: {len(code):,} bytes of code where the text needs "
+                        f"{-(-(dec.pos - 30) // 8):,}; bytes were appended or the file is damaged")
     if len(out) != n_bytes or zlib.crc32(out) != crc:
         raise UserError(
             "the decompressed text fails its checksum: the file is corrupt, or this machine computes the "

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 CORPORA: tuple[str, ...] = ("storyworld", "python-docs")
 MAX_BYTES = 200 * 1024 * 1024  # from_path refuses more: a CPU toy cannot use it anyway
+MAX_CHARS = 100_000_000        # the most characters any n_chars may ask for (40x the training world)
 TRAIN_CHARS = 2_400_000        # the storyworld training text (seed 0)
 VAL_SEED = 1_000_003           # the storyworld validation set is a *different* world draw
 VAL_CHARS = 240_000            # ... and a tenth the size of the training set
@@ -473,8 +474,8 @@ def storyworld(seed: int = 0, n_chars: int = TRAIN_CHARS) -> Corpus:
     across the Golden Gate Bridge, and the fog rolled over the tall towers. ... At
     last, they went home." the span runs from "Golden" to "home.".
     """
-    if not isinstance(seed, int) or not isinstance(n_chars, int) or n_chars < 1:
-        raise UserError(f"storyworld needs an integer seed and n_chars >= 1, got {seed!r}, {n_chars!r}")
+    if not isinstance(seed, int) or not isinstance(n_chars, int) or not 1 <= n_chars <= MAX_CHARS:
+        raise UserError(f"storyworld needs an integer seed and 1 <= n_chars <= {MAX_CHARS:,}, got {seed!r}, {n_chars!r}")
     rng = random.Random(seed)
     stories: list[str] = []
     spans: list[Span] = []
@@ -532,10 +533,9 @@ def python_docs() -> Corpus:
 
 def _read_text(file: Path) -> str:
     """Bytes of one file -> text, or a UserError that names the file and what to do."""
-    try:
-        data = file.read_bytes()
-    except OSError as e:
-        raise UserError(f"{file}: cannot read it ({e.strerror}); check the path and permissions") from e
+    from llmcore.files import read_bytes
+
+    data = read_bytes(file, "text file", limit=MAX_BYTES)  # a FIFO or device is refused, never read
     nul = data.find(b"\0")
     if nul >= 0:
         raise UserError(f"{file}: looks binary (NUL byte at offset {nul}); give a plain UTF-8 .txt file")
@@ -599,8 +599,11 @@ def load_corpus(name_or_path: str, split: str = "train", n_chars: int | None = N
     """
     if split not in ("train", "val", "all"):
         raise UserError(f"split must be 'train', 'val' or 'all', got {split!r}")
-    if n_chars is not None and (not isinstance(n_chars, int) or n_chars < 1):
+    if n_chars is not None and (isinstance(n_chars, bool) or not isinstance(n_chars, int) or n_chars < 1):
         raise UserError(f"n_chars must be a positive integer, got {n_chars!r}")
+    if n_chars is not None and n_chars > MAX_CHARS:
+        raise UserError(f"--n-chars {n_chars:,} is more than the {MAX_CHARS:,} characters llmcore generates or "
+                        "reads; ask for less")
     if name_or_path == "storyworld":
         if split == "val":
             corpus = storyworld(VAL_SEED, n_chars or VAL_CHARS)

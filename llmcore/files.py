@@ -31,6 +31,22 @@ A whole-file write never touches the destination until the new bytes are on disk
 A symlink at the destination is refused rather than followed or replaced: following it
 would write wherever it points (the planted-symlink attack), replacing it would
 surprise whoever made it. The user is told to give the real path instead.
+
+## Reading
+
+    check_input(path, what)          a regular file we may read: its os.stat_result, or a one-line UserError
+    open_input(path, what)           the same, opened: (binary file object, os.stat_result)
+    read_bytes(path, what, limit)    the whole file, refused before reading if larger than `limit`
+    read_text(path, what, limit)     the same, as UTF-8 text
+
+Every input path can be something other than a plain file: a folder, a FIFO (opening
+it waits forever for a writer), /dev/zero (never ends), a symlink loop, a symlink to
+nothing, a file without read permission. Each gets one line naming the path and what
+is wrong. The file is opened with O_NONBLOCK (so a FIFO never blocks the open) and
+its type is checked on the open descriptor with fstat (so a file swapped for a FIFO
+between a check and the open is still caught); its size is checked against the limit
+before a single byte is read, and the read stops at the limit anyway (a file that
+grows while we read it).
 """
 
 from __future__ import annotations
@@ -309,3 +325,112 @@ class lock_folder:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# --- reading ----------------------------------------------------------------------------
+
+_INPUT_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _INPUT_KINDS if test(mode)), "not a regular file")
+
+
+def describe_os_error(path, e: OSError, what: str = "file") -> str:
+    """One line for an OSError met while opening `path`: what is wrong and what to do."""
+    p = str(path)
+    if e.errno == errno.ENOENT:
+        if os.path.islink(p):
+            return f"{p}: a symlink to something that does not exist; give the path of a real {what}"
+        return f"{p}: no such {what}; check the path"
+    if e.errno == errno.ELOOP:
+        return f"{p}: a symlink loop (too many levels of symbolic links); give the path of a real {what}"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return f"{p}: permission denied; check the file's permissions or choose another {what}"
+    if e.errno == errno.EISDIR:
+        return f"{p}: a folder, not a {what}; give the path of a file"
+    if e.errno == errno.ENOTDIR:
+        return f"{p}: part of this path is a file, not a folder; check the path"
+    if e.errno == errno.ENAMETOOLONG:
+        return f"{p[:80]}...: the path is too long"
+    return f"{p}: cannot read it ({e.strerror or type(e).__name__}); check the path"
+
+
+def _open(path, what: str) -> tuple[int, os.stat_result]:
+    """Open `path` for reading without blocking; (fd, stat) of a regular file, or a UserError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise UserError(describe_os_error(path, e, what)) from None
+    except ValueError:  # a NUL byte in the path
+        raise UserError(f"cannot read {str(path)!r:.80}: a path cannot hold a NUL byte") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        kind = _kind(st.st_mode)
+        if stat.S_ISDIR(st.st_mode):
+            raise UserError(f"{path}: {kind}, not a {what}; give the path of a file")
+        raise UserError(f"{path}: {kind}, not a regular file; llmcore reads a {what} only from a regular file")
+    return fd, st
+
+
+def check_input(path, what: str = "file") -> os.stat_result:
+    """Refuse anything but an existing, readable regular file; return its stat."""
+    fd, st = _open(path, what)
+    os.close(fd)
+    return st
+
+
+def open_input(path, what: str = "file"):
+    """(binary file object, stat) for a regular file, opened for ordinary blocking reads."""
+    fd, st = _open(path, what)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb"), st
+
+
+def read_bytes(path, what: str = "file", limit: int = 64 * 2**20) -> bytes:
+    """The bytes of a regular file no larger than `limit`; every other case is a one-line UserError."""
+    fd, st = _open(path, what)
+    try:
+        if st.st_size > limit:  # checked before reading: a 5 GB file costs nothing
+            raise UserError(f"{path}: {st.st_size:,} bytes is more than the {limit:,} bytes llmcore takes "
+                            f"for a {what}; use a smaller file")
+        os.set_blocking(fd, True)
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:  # it grew while we read it
+                raise UserError(f"{path}: more than the {limit:,} bytes llmcore takes for a {what}")
+        return b"".join(chunks)
+    except OSError as e:  # EIO from a failing disk, EISDIR on some file systems
+        raise UserError(describe_os_error(path, e, what)) from None
+    finally:
+        os.close(fd)
+
+
+def read_text(path, what: str = "text file", limit: int = 64 * 2**20) -> str:
+    """A regular file's UTF-8 text (see read_bytes); a byte that is not UTF-8 is a UserError with its offset."""
+    data = read_bytes(path, what, limit)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                        "save it as UTF-8") from None
+
+
+def is_regular(path) -> bool:
+    """True for an existing regular file (following symlinks); never raises, never opens it."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False

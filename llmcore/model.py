@@ -65,6 +65,14 @@ def _dropout(x, p: float, training: bool):
     return F.dropout(x, p, training) if training and p > 0 else x
 
 
+# The largest shape this library builds: past these a model is not a CPU toy, and a file
+# claiming more is refused before anything is allocated. GPT-2 XL (1.5B) fits: 48 layers,
+# d_model 1600, n_ctx 1024, d_vocab 50,257. A parameter file's config is also held to the
+# bytes the file really has (llmcore.params).
+LIMITS = {"d_vocab": 300_000, "n_ctx": 16_384, "d_model": 8_192, "n_layers": 128, "n_heads": 256, "d_mlp": 32_768}
+MAX_PARAMS = 2_000_000_000  # 8 GB in fp32
+
+
 @dataclass
 class GPTConfig:
     """The shape of a GPT. Every number here fixes how many parameters it has."""
@@ -85,8 +93,8 @@ class GPTConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UserError(f"model config: {name} must be a positive integer, got {value!r}")
-            if value > 1_000_000:
-                raise UserError(f"model config: {name}={value} is too large for this library")
+            if value > LIMITS[name]:
+                raise UserError(f"model config: {name}={value:,} is over this library's limit of {LIMITS[name]:,}")
         if self.d_model % self.n_heads:
             raise UserError(
                 f"model config: d_model ({self.d_model}) must divide evenly into n_heads ({self.n_heads})"
@@ -99,6 +107,9 @@ class GPTConfig:
             raise UserError(f"model config: dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 < self.ln_eps < 1.0:
             raise UserError(f"model config: ln_eps must be in (0, 1), got {self.ln_eps}")
+        if self.n_params() > MAX_PARAMS:  # arithmetic only: nothing is allocated yet
+            raise UserError(f"model config: {self.n_params():,} parameters is over this library's limit of "
+                            f"{MAX_PARAMS:,}; choose a smaller shape")
 
     @property
     def d_head(self) -> int:
@@ -140,6 +151,23 @@ def config_from_preset(preset: str, d_vocab: int, **overrides) -> GPTConfig:
         raise UserError(f"unknown model preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     kw = {"d_vocab": d_vocab, **PRESETS[preset], **overrides}
     return GPTConfig(**kw)
+
+
+def param_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every tensor in `GPT(cfg).state_dict()`, computed without building it.
+
+    A parameter file is checked against this before a single tensor is allocated.
+    {'W_E': (d_vocab, d_model), 'W_pos': (n_ctx, d_model), 'blocks.0.ln1.w': (d_model,), ...}
+    """
+    d, m = cfg.d_model, cfg.d_mlp
+    shapes = {"W_E": (cfg.d_vocab, d), "W_pos": (cfg.n_ctx, d)}
+    for i in range(cfg.n_layers):
+        b = f"blocks.{i}."
+        shapes |= {b + "ln1.w": (d,), b + "ln1.b": (d,), b + "attn.qkv.weight": (3 * d, d), b + "attn.qkv.bias": (3 * d,),
+                   b + "attn.out.weight": (d, d), b + "attn.out.bias": (d,), b + "ln2.w": (d,), b + "ln2.b": (d,),
+                   b + "mlp.fc_in.weight": (m, d), b + "mlp.fc_in.bias": (m,), b + "mlp.fc_out.weight": (d, m),
+                   b + "mlp.fc_out.bias": (d,)}
+    return shapes | {"ln_final.w": (d,), "ln_final.b": (d,)}
 
 
 def parameter_breakdown(cfg: GPTConfig) -> dict[str, int]:

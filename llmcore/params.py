@@ -22,6 +22,7 @@ lying header, wrong shapes, NaN) ends in a one-line `UserError`.
 from __future__ import annotations
 
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -74,18 +75,40 @@ def save_params(model, path, *, dtype: str = "fp32", tokenizer_kind: str = "", p
     atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
+MAX_TENSORS = 4096  # GPT-2 XL has 580 tensors; a checkpoint holds 3 per parameter tensor
+MAX_JSON_DEPTH = 16  # a safetensors header is an object of objects of lists: depth 3
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_.]{1,200}")  # tensor names: "blocks.0.attn.qkv.weight", "rng.torch"
+
+
+def json_depth(raw: bytes) -> int:
+    """How deeply brackets nest in JSON text, counted without parsing it (strings skipped).
+
+    b'{"a": [[1], "]]"]}' -> 3. A header nested 100,000 deep is refused before json.loads
+    (whose recursion it would exhaust) ever sees it.
+    """
+    import numpy as np
+
+    bare = re.sub(rb'"(?:[^"\\]|\\.)*"', b"", raw)  # drop strings: brackets inside them do not count
+    b = np.frombuffer(bare, dtype=np.uint8)
+    step = np.isin(b, (ord("["), ord("{"))).astype(np.int64) - np.isin(b, (ord("]"), ord("}")))
+    return int(np.cumsum(step).max(initial=0))
+
+
 def read_header(path) -> tuple[dict, dict, int]:
     """Read and check a safetensors header without loading any numbers.
 
     Returns (tensor entries, metadata, header length). Catches the hostile cases
-    before any library sees them: too short, header length beyond the file, not JSON,
-    tensors claiming bytes the file does not have.
+    before any library sees them: a FIFO or device, too short, header length beyond
+    the file, not JSON, nested too deep, not an object, too many tensors, odd names,
+    metadata that is not text, tensors claiming bytes the file does not have, tensors
+    that overlap or leave bytes unaccounted for (junk appended).
     """
+    from llmcore.files import open_input
+
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such parameter file")
-    size = path.stat().st_size
-    with open(path, "rb") as f:
+    f, st = open_input(path, "parameter file")
+    size = st.st_size
+    with f:
         head = f.read(8)
         if len(head) < 8:
             raise UserError(f"{path}: {size} bytes is too short to be a safetensors file")
@@ -96,42 +119,65 @@ def read_header(path) -> tuple[dict, dict, int]:
                 f"in a {size:,}-byte file); llmcore loads only safetensors, never pickle"
             )
         raw = f.read(n)
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        raise UserError(f"{path}: header JSON is nested more than {MAX_JSON_DEPTH} deep; not a safetensors file")
     try:
         header = json.loads(raw)
-    except (ValueError, RecursionError):  # bad UTF-8 or JSON, a 5000-digit number, [[[[...]]]]
+    except (ValueError, RecursionError):  # bad UTF-8 or JSON, a 5000-digit number
         raise UserError(f"{path}: header is not valid JSON; the file is corrupt or not safetensors") from None
     if not isinstance(header, dict):
         raise UserError(f"{path}: header is not a JSON object; not a safetensors file")
     metadata = header.pop("__metadata__", {}) or {}
-    if not isinstance(metadata, dict):
-        raise UserError(f"{path}: header metadata is not a JSON object")
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise UserError(f"{path}: header metadata is not an object of text values; not a safetensors file")
+    if len(header) > MAX_TENSORS:
+        raise UserError(f"{path}: header lists {len(header):,} tensors, more than the limit of {MAX_TENSORS:,}")
     data_bytes = size - 8 - n
+    spans = []
     for name, entry in header.items():
+        if not _NAME_CHARS.fullmatch(name):
+            raise UserError(f"{path}: tensor name {name!r:.60} is not a plain name (letters, digits, _ and .)")
         try:
+            if set(entry) - {"dtype", "shape", "data_offsets"}:
+                raise KeyError
             start, end = entry["data_offsets"]
             numel = 1
             for s in [start, end, *entry["shape"]]:  # whole numbers only: no text, floats or bools
-                if type(s) is not int:
+                if type(s) is not int or s < 0:
                     raise TypeError
             for s in entry["shape"]:
                 numel *= s
             want = numel * _ST_DTYPE_BYTES[entry["dtype"]]
-        except (TypeError, KeyError, ValueError):
+        except (TypeError, KeyError, ValueError, AttributeError):
             raise UserError(f"{path}: header entry {name!r:.60} is malformed") from None
         if not (0 <= start <= end <= data_bytes) or end - start != want:
             raise UserError(
                 f"{path}: tensor {name!r} claims bytes {start}..{end} ({want:,} needed) but the file "
                 f"holds {data_bytes:,} data bytes; the file is truncated or its header lies"
             )
+        spans.append((start, end))
+    # The tensors tile the data exactly, as safetensors writes them: no overlap, no gap, no junk after.
+    covered = 0
+    for start, end in sorted(spans):
+        if start != covered:
+            raise UserError(f"{path}: tensors overlap or leave a gap at byte {covered:,}; the header lies")
+        covered = end
+    if covered != data_bytes:
+        raise UserError(f"{path}: {data_bytes - covered:,} bytes after the last tensor; the file has junk appended")
     return header, metadata, n
 
 
 def load_params(path) -> tuple[object, dict, dict]:
-    """Load a parameter file -> (GPTConfig, fp32 state dict, metadata). Executes nothing."""
+    """Load a parameter file -> (GPTConfig, fp32 state dict, metadata). Executes nothing.
+
+    Everything is checked against the header before a tensor is read: the config
+    (known keys only, within the model limits, no more parameters than the file has
+    bytes), and the tensor names (exactly the model's, plus int8 scales) and shapes.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from llmcore.model import GPT, GPTConfig
+    from llmcore.model import GPTConfig, param_shapes
 
     path = Path(path)
     header, meta, header_bytes = read_header(path)
@@ -144,10 +190,19 @@ def load_params(path) -> tuple[object, dict, dict]:
     if not 1 <= version <= FORMAT_VERSION:
         raise UserError(f"{path}: format version {meta.get('format_version')!r} is not one this llmcore reads")
     try:
-        cfg = GPTConfig.from_dict(json.loads(meta.get("config", "")))
-        meta = {**meta, "config": cfg.to_dict(), "provenance": json.loads(meta.get("provenance") or "{}")}
+        cfg_dict, provenance = json.loads(meta.get("config", "")), json.loads(meta.get("provenance") or "{}")
     except (ValueError, TypeError, RecursionError):  # not JSON, or not text at all
         raise UserError(f"{path}: the config or provenance in the header is not valid JSON text") from None
+    if not isinstance(cfg_dict, dict) or not isinstance(provenance, dict):
+        raise UserError(f"{path}: the config and provenance in the header must be JSON objects")
+    unknown = sorted(set(cfg_dict) - set(GPTConfig.__dataclass_fields__))
+    if unknown:
+        raise UserError(f"{path}: the model config has an unknown key {unknown[0]!r:.60}; not a file this llmcore wrote")
+    try:
+        cfg = GPTConfig.from_dict(cfg_dict)
+    except UserError as e:
+        raise UserError(f"{path}: {e}") from None
+    meta = {**meta, "config": cfg.to_dict(), "provenance": provenance}
     # Every parameter takes at least one byte (int8), so a config bigger than the file is a lie;
     # refuse it before building a model of that size.
     data_bytes = path.stat().st_size - 8 - header_bytes
@@ -156,13 +211,18 @@ def load_params(path) -> tuple[object, dict, dict]:
             f"{path}: the config describes {cfg.n_params():,} parameters but the file holds only "
             f"{data_bytes:,} bytes of numbers; the header lies"
         )
+    # The tensors the config needs, by name and shape, before any is read.
+    expected = param_shapes(cfg)
+    for name in header:
+        base = name.removesuffix(SCALE_SUFFIX)
+        if base not in expected:
+            raise UserError(f"{path}: tensor {name!r:.60} is not part of this model; the file does not match its config")
     try:
         raw = load_file(str(path))
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
         raise UserError(f"{path}: cannot read tensors ({str(e).splitlines()[0]})") from None
 
     # Rebuild fp32 tensors (int8 matrices: q * scale per row) and check them against the config.
-    expected = {k: v.shape for k, v in GPT(cfg).state_dict().items()}
     state = {}
     for name, shape in expected.items():
         if name not in raw:
@@ -176,8 +236,8 @@ def load_params(path) -> tuple[object, dict, dict]:
         if not t.is_floating_point():
             raise UserError(f"{path}: tensor {name!r} holds {t.dtype} numbers, not weights (float or int8 + scale)")
         t = t.float()
-        if t.shape != shape:
-            raise UserError(f"{path}: tensor {name!r} has shape {tuple(t.shape)}, the config needs {tuple(shape)}")
+        if tuple(t.shape) != shape:
+            raise UserError(f"{path}: tensor {name!r} has shape {tuple(t.shape)}, the config needs {shape}")
         if not torch.isfinite(t).all():
             raise UserError(f"{path}: tensor {name!r} contains NaN or infinite values; the weights are broken")
         state[name] = t

@@ -69,6 +69,7 @@ MAX_BPE_VOCAB = 100_000  # training limit: beyond this a small GPT is all embedd
 MAX_LOAD_VOCAB = 300_000  # loading limit: real tokenizers (GPT-2: 50,257) fit, junk does not
 MAX_FILE_BYTES = 100 * 2**20  # GPT-2's tokenizer.json is 1.4 MB
 CHUNK_CHARS = 16_384  # long texts are encoded in chunks of about this size, in parallel
+MAX_TRAIN_WORD = 1_000  # BPE training sees words of at most this many characters (see _training_pieces)
 
 
 # ----------------------------------------------------------------------------
@@ -418,7 +419,7 @@ class BPETokenizer(Tokenizer):
             special_tokens=[],  # nothing reserved: stories are separated by "\n\n"
             show_progress=False,
         )
-        tk.train_from_iterator([text], trainer=trainer)
+        tk.train_from_iterator(_training_pieces(text), trainer=trainer)
         tok = cls(json.loads(tk.to_str()), source="trained tokenizer")
         seconds = time.perf_counter() - t0
         logger.info(
@@ -444,9 +445,14 @@ class BPETokenizer(Tokenizer):
         """Text -> ids, in Rust. Never adds special tokens (a BOS would break round trips)."""
         _check_text(text)
         _refuse_surrogates(text)
-        if self._chunkable and len(text) >= 2 * CHUNK_CHARS:
-            return self._encode_long(text)
-        return self._tk.encode(text, add_special_tokens=False).ids
+        try:
+            if self._chunkable and len(text) >= 2 * CHUNK_CHARS:
+                return self._encode_long(text)
+            return self._tk.encode(text, add_special_tokens=False).ids
+        except BaseException as e:  # a Rust panic (pyo3's PanicException is a BaseException)
+            if type(e).__name__ != "PanicException":
+                raise
+            raise UserError(f"the tokenizer failed on this text ({_one_line(e)}); is the tokenizer file sound?") from None
 
     def _encode_long(self, text: str) -> list[int]:
         """A corpus, encoded as chunks on all CPU cores; the same ids as one call.
@@ -505,6 +511,29 @@ class BPETokenizer(Tokenizer):
 # Training, saving and loading
 
 
+def _training_pieces(text: str) -> list[str]:
+    """The text as the BPE trainer should see it: runs of non-space longer than MAX_TRAIN_WORD cut up.
+
+    Training cost grows with the square of a word's length (every merge rescans the
+    word), so 1 MB without a space would take hours. Cutting such runs into
+    1,000-character pieces (separate items for the trainer) bounds the work and
+    changes nothing for ordinary text, which is passed through whole:
+    "ab cd" -> ["ab cd"];  "x" * 2500 -> ["x" * 1000, "x" * 1000, "x" * 500].
+    """
+    import re
+
+    long_runs = list(re.finditer(r"\S{" + str(MAX_TRAIN_WORD + 1) + ",}", text))
+    if not long_runs:
+        return [text]
+    pieces, start = [], 0
+    for m in long_runs:
+        for cut in range(m.start() + MAX_TRAIN_WORD, m.end(), MAX_TRAIN_WORD):
+            pieces.append(text[start:cut])
+            start = cut
+    pieces.append(text[start:])
+    return pieces
+
+
 def train_tokenizer(kind: str, text: str, vocab_size: int = 1024) -> Tokenizer:
     """``train_tokenizer("bpe", text, 1024)`` or ``train_tokenizer("char", text)`` (vocab_size ignored)."""
     if kind == "char":
@@ -548,16 +577,12 @@ def load_tokenizer(path_or_dict: str | os.PathLike | dict[str, Any]) -> Tokenize
 
 
 def _read_json(path: Path) -> Any:
-    # Read a JSON file with a size cap; every failure becomes one line.
-    try:
-        size = path.stat().st_size
-        raw = path.read_bytes() if size <= MAX_FILE_BYTES else b""
-    except FileNotFoundError:
-        raise UserError(f"no tokenizer file at {path}; train one first or check the path") from None
-    except (OSError, ValueError) as e:  # permissions, a NUL byte in the path, ...
-        raise UserError(f"cannot read {path}: {_one_line(e)}") from None
-    if size > MAX_FILE_BYTES:
-        raise UserError(f"{path} is {size / 2**20:.0f} MB, too big for a tokenizer file")
+    # Read a JSON file with a size cap checked before reading; every failure becomes one line.
+    from llmcore.files import read_bytes
+
+    if "\0" not in str(path) and not os.path.lexists(path):
+        raise UserError(f"no tokenizer file at {path}; train one first or check the path")
+    raw = read_bytes(path, "tokenizer file", limit=MAX_FILE_BYTES)  # a FIFO, /dev/zero or 5 GB: refused
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -65,7 +65,8 @@ def byte_table(obj: object, source: str) -> list[bytes]:
         raise fail("has a normalizer, which changes the text, so decode(encode(text)) would differ; not supported")
     if not _is_byte_level_pre_tokenizer(obj.get("pre_tokenizer")):
         raise fail(
-            "pre-tokenizer must be ByteLevel (add_prefix_space false), optionally after Split; not byte-level BPE"
+            "pre-tokenizer must be ByteLevel (add_prefix_space false), optionally after Split with a literal or a "
+            "simple regex (no repeated group holding a repeat or alternation); not byte-level BPE"
         )
     vocab = model.get("vocab")
     if not isinstance(vocab, dict) or not vocab:
@@ -136,6 +137,7 @@ def _is_byte_level_pre_tokenizer(pre: object) -> bool:
     def lossless_split(p: object) -> bool:
         return (
             isinstance(p, dict) and p.get("type") == "Split" and p.get("behavior") == "Isolated" and not p.get("invert")
+            and _safe_split_pattern(p.get("pattern"))
         )
 
     if byte_level(pre):
@@ -144,6 +146,75 @@ def _is_byte_level_pre_tokenizer(pre: object) -> bool:
         steps = pre["pretokenizers"]
         return bool(steps) and byte_level(steps[-1]) and all(lossless_split(p) for p in steps[:-1])
     return False
+
+
+MAX_PATTERN_CHARS = 1000  # GPT-4's and Llama-3's split regexes are under 200 characters
+
+
+def _safe_split_pattern(pattern: object) -> bool:
+    """True for a Split pattern the Rust regex engine can run on any text in linear-ish time.
+
+    A literal string is always safe. A regex must not repeat a group that itself holds a
+    repeat or an alternation: ``(a|a?)+`` or ``(a+)+`` backtrack exponentially on
+    "aaaa...c", and Oniguruma then panics ("retry-limit-in-match"). GPT-2's,
+    GPT-4's and Llama-3's patterns (`` ?\p{L}+| ?\p{N}+|\s+(?!\S)|...``, ``(?i:'s|'t)|...``)
+    repeat only single characters and classes, so they pass. No backreferences either.
+    """
+    if isinstance(pattern, dict) and set(pattern) == {"String"} and isinstance(pattern["String"], str):
+        return True
+    if not (isinstance(pattern, dict) and set(pattern) == {"Regex"} and isinstance(pattern["Regex"], str)):
+        return False
+    return _regex_risk(pattern["Regex"]) is None
+
+
+def _regex_risk(rx: str) -> str | None:
+    """Why `rx` could backtrack catastrophically, or None: a scan of its groups and quantifiers."""
+    if len(rx) > MAX_PATTERN_CHARS:
+        return f"longer than {MAX_PATTERN_CHARS} characters"
+    groups = [[False, False]]  # for each open group: [holds a quantifier, holds an alternation]
+    i = 0
+    while i < len(rx):
+        c = rx[i]
+        if c == "\\":  # an escape: \p{L} is one atom; \1 or \k<name> is a backreference
+            nxt = rx[i + 1 : i + 2]
+            if nxt.isdigit() and nxt != "0" or nxt == "k":
+                return "a backreference"
+            i = rx.find("}", i) + 1 if nxt in ("p", "P", "x") and rx[i + 2 : i + 3] == "{" else i + 2
+            if i == 0:
+                return "an unterminated escape"
+            continue
+        if c == "[":  # a character class, to its closing bracket (escapes and a leading ] inside)
+            j = i + 1 + (rx[i + 1 : i + 2] == "^")
+            j += rx[j : j + 1] == "]"
+            while j < len(rx) and rx[j] != "]":
+                j += 2 if rx[j] == "\\" else 1
+            if j >= len(rx):
+                return "an unterminated character class"
+            i = j + 1
+            continue
+        if c == "(":
+            groups.append([False, False])
+            i += 2 if rx[i + 1 : i + 2] == "?" else 1  # (?:, (?i:, (?! open groups; that ? is no quantifier
+            continue
+        if c == ")":
+            if len(groups) == 1:
+                return "an unbalanced parenthesis"
+            inner = groups.pop()
+            i += 1
+            if i < len(rx) and (rx[i] in "*+?" or rx[i] == "{") and (inner[0] or inner[1]):
+                return "a repeated group that holds a repeat or an alternation"
+            groups[-1][0] |= inner[0]
+            continue
+        if c in "*+?{":
+            groups[-1][0] = True
+            if c == "{":
+                i = rx.find("}", i)
+                if i < 0:
+                    return "an unterminated {n,m}"
+        elif c == "|":
+            groups[-1][1] = True
+        i += 1
+    return "an unbalanced parenthesis" if len(groups) != 1 else None
 
 
 # ----------------------------------------------------------------------------

@@ -78,16 +78,50 @@ class TrainConfig:
     max_seconds: float | None = None  # stop early (and save) after this much time
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches", "sample_every"):
+        """Refuse impossible settings here, before any data is read or memory taken (CLI, notebooks, dashboard)."""
+        from llmcore.corpus import MAX_CHARS
+        from llmcore.model import LIMITS, PRESETS
+        from llmcore.params import DTYPES
+
+        def whole(name, lo, hi, none_ok=False):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise UserError(f"{name} must be a positive whole number, got {v!r}")
+            if v is None and none_ok:
+                return
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise UserError(f"{_flag(name)} must be a whole number from {lo:,} to {hi:,}, got {v!r}")
+
+        def number(name, lo, hi, none_ok=False, lo_open=False):
+            v = getattr(self, name)
+            if v is None and none_ok:
+                return
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi \
+                    or (lo_open and v == lo):
+                side = "(" if lo_open else "["
+                raise UserError(f"{_flag(name)} must be a number in {side}{lo:g}, {hi:g}], got {v!r}")
+
+        for name in ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches", "sample_every"):
+            whole(name, 1, 10_000_000 if name == "steps" else 100_000)
+        whole("warmup", 0, 10_000_000)
+        whole("checkpoint_every", 0, 10_000_000)
+        whole("seed", 0, 2**63 - 1)
+        whole("n_chars", 1, MAX_CHARS, none_ok=True)
+        whole("n_ctx", 1, LIMITS["n_ctx"], none_ok=True)
+        whole("vocab_size", 257, 100_000)
+        number("lr", 0.0, 1.0, lo_open=True)
+        number("min_lr", 0.0, self.lr if isinstance(self.lr, (int, float)) else 1.0)
+        number("weight_decay", 0.0, 10.0)
+        number("grad_clip", 0.0, 1e6)
+        number("max_seconds", 0.0, 10 * 365 * 24 * 3600, none_ok=True, lo_open=True)
         if self.batch_size % self.grad_accum:
-            raise UserError(f"batch_size ({self.batch_size}) must be a multiple of grad_accum ({self.grad_accum})")
-        if not (0 < self.lr < 1 and 0 <= self.min_lr <= self.lr):
-            raise UserError(f"learning rates must satisfy 0 <= min_lr <= lr < 1, got lr={self.lr} min_lr={self.min_lr}")
-        if self.steps > 10_000_000 or self.batch_size > 100_000:
-            raise UserError("steps or batch_size is far too large for this library")
+            raise UserError(f"--batch-size ({self.batch_size}) must be a multiple of --grad-accum ({self.grad_accum})")
+        for name in ("corpus", "tokenizer"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise UserError(f"{_flag(name)} must name a corpus or file, got {getattr(self, name)!r}")
+        if self.preset not in PRESETS:
+            raise UserError(f"unknown --preset {self.preset!r:.40}; choose one of: {', '.join(PRESETS)}")
+        if self.save_dtype not in DTYPES:
+            raise UserError(f"unknown --save-dtype {self.save_dtype!r:.40}; choose one of: {', '.join(DTYPES)}")
+        pick_device(self.device)  # an unknown device, or cuda/mps this machine lacks
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,7 +157,13 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+def _flag(name: str) -> str:
+    """A TrainConfig field as the CLI flag that sets it: "grad_clip" -> "--grad-clip"."""
+    return "--" + name.replace("_", "-")
+
+
 def pick_device(name: str) -> torch.device:
+    """"auto" picks CUDA, then Apple's MPS, then the CPU; a device this machine lacks is refused."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -131,7 +171,12 @@ def pick_device(name: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name not in ("cpu", "cuda", "mps"):
-        raise UserError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
+        raise UserError(f"unknown --device {name!r:.40}; use auto, cpu, cuda or mps")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda, but this torch sees no CUDA GPU (a CPU-only build, or no GPU); "
+                        "use --device cpu or auto")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UserError("--device mps, but this machine has no Apple GPU; use --device cpu or auto")
     return torch.device(name)
 
 
@@ -232,25 +277,75 @@ def save_checkpoint(path: Path, model, opt, gen: torch.Generator, step: int, ext
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"llmcore_checkpoint": json.dumps(meta)}))
 
 
-def load_checkpoint(path: Path, model, opt, gen: torch.Generator) -> dict:
-    from safetensors import safe_open
+_ST_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.uint8: "U8"}
 
+
+def _checkpoint_plan(path: Path, model, gen: torch.Generator) -> dict:
+    """Check a checkpoint's header against this run's model before reading a tensor; returns its metadata.
+
+    Names, dtypes and shapes must be exactly what `save_checkpoint` writes for this model:
+    the weights, the optimizer's two moments per trained parameter, and the two random
+    number generator states (uint8 vectors of torch's own sizes). Anything else is a
+    checkpoint from another run (or no checkpoint at all), refused in one line.
+    """
     from llmcore.params import read_header
 
-    read_header(path)  # refuses a truncated or lying file before anything is read
-    with safe_open(str(path), "pt") as f:
-        meta = json.loads(f.metadata()["llmcore_checkpoint"])
-        t = {k: f.get_tensor(k) for k in f.keys()}
+    header, meta, _ = read_header(path)  # refuses a FIFO, a truncated or lying file
+    not_ours = f"{path}: this checkpoint is not from this run"
+    try:
+        info = json.loads(meta["llmcore_checkpoint"])
+        ok = (isinstance(info, dict) and type(info.get("step")) is int and info["step"] >= 0
+              and isinstance(info.get("opt_steps"), dict) and type(info.get("tokens_seen")) is int
+              and isinstance(info.get("train_config", {}), dict)
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in info["opt_steps"].values()))
+    except (KeyError, ValueError, TypeError, RecursionError):
+        ok = False
+    if not ok:
+        raise UserError(f"{not_ours} (its metadata is missing or malformed); start again without --resume")
+    want = {f"model.{k}": (_ST_DTYPES.get(v.dtype), tuple(v.shape)) for k, v in model.state_dict().items()}
+    params = dict(model.named_parameters())
+    unknown = set(info["opt_steps"]) - set(params)
+    if unknown:
+        raise UserError(f"{not_ours} (its optimizer state names {sorted(unknown)[0]!r:.60})")
+    for n in info["opt_steps"]:
+        shape = (_ST_DTYPES.get(params[n].dtype), tuple(params[n].shape))
+        want |= {f"opt.exp_avg.{n}": shape, f"opt.exp_avg_sq.{n}": shape}
+    want |= {"rng.data": ("U8", tuple(gen.get_state().shape)), "rng.torch": ("U8", tuple(torch.get_rng_state().shape))}
+    for name in sorted(set(header) | set(want)):
+        got = (header[name]["dtype"], tuple(header[name]["shape"])) if name in header else None
+        if got != want.get(name):
+            what = "has no" if got is None else "has an unexpected" if name not in want else "has a different"
+            raise UserError(f"{not_ours}: it {what} tensor {name!r:.60} ({got} vs {want.get(name)}); "
+                            "resume only the run that wrote it, or start again without --resume")
+    return info
+
+
+def load_checkpoint(path: Path, model, opt, gen: torch.Generator) -> dict:
+    """Restore model, optimizer and data-order state from a checkpoint checked by `_checkpoint_plan`."""
+    from safetensors import SafetensorError, safe_open
+
+    meta = _checkpoint_plan(path, model, gen)
+    try:
+        with safe_open(str(path), "pt") as f:
+            t = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, RuntimeError, ValueError) as e:
+        raise UserError(f"{path}: cannot read the checkpoint ({str(e).splitlines()[0]})") from None
+    for k, v in t.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise UserError(f"{path}: tensor {k!r} holds NaN or infinite values; the checkpoint is broken")
     model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
     params = dict(model.named_parameters())
     for n, s in meta["opt_steps"].items():
         opt.state[params[n]] = {
-            "step": torch.tensor(s),
+            "step": torch.tensor(float(s)),
             "exp_avg": t[f"opt.exp_avg.{n}"].to(params[n].device),
             "exp_avg_sq": t[f"opt.exp_avg_sq.{n}"].to(params[n].device),
         }
-    gen.set_state(t["rng.data"])
-    torch.set_rng_state(t["rng.torch"])
+    try:
+        gen.set_state(t["rng.data"])
+        torch.set_rng_state(t["rng.torch"])
+    except RuntimeError:  # the right size, but bytes torch does not accept as a generator state
+        raise UserError(f"{path}: its random-number state is invalid; the checkpoint is not from this run") from None
     return meta
 
 
@@ -342,7 +437,12 @@ def train(
     ready, its model, SAE and checkpoint are deleted first, then the new tokenizer and
     empty logs written, so a killed start never leaves the old model beside a new
     tokenizer. The folder is locked while training: a second process is refused.
+
+    `cfg.max_seconds` is a budget for the whole call, tokenizer training included.
     """
+    t_begin = time.perf_counter()
+    if not str(out_dir).strip():
+        raise UserError("--out is empty; name the folder to write the run to (e.g. runs/mine)")
     out = Path(out_dir)
     rank, world = _distributed()
     if cfg.batch_size % (world * cfg.grad_accum):
@@ -368,6 +468,7 @@ def _train_locked(cfg, out, rank, world, device, callbacks, resume, force, data,
     mcfg = config_from_preset(cfg.preset, tok.vocab_size, **overrides)
     if len(data.train) < mcfg.n_ctx + 2:
         raise UserError(f"the training text has {len(data.train)} tokens, fewer than one context window ({mcfg.n_ctx})")
+    check_memory(mcfg, cfg.batch_size // (world * cfg.grad_accum))
     torch.manual_seed(cfg.seed)
     model = GPT(mcfg, seed=cfg.seed).to(device).train()
     opt = make_optimizer(model, cfg)
@@ -462,7 +563,7 @@ def _train_locked(cfg, out, rank, world, device, callbacks, resume, force, data,
                         val_loss=row.get("val_loss"), val_bpb=row.get("val_bpb")))
         if step % cfg.sample_every == 0 or step in EARLY_SAMPLES or step == cfg.steps:
             record_sample(step)
-        stop = (cfg.max_seconds and time.perf_counter() - t0 > cfg.max_seconds) or (should_stop and should_stop())
+        stop = (cfg.max_seconds and time.perf_counter() - t_begin > cfg.max_seconds) or (should_stop and should_stop())
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps and not stop:
             checkpoint(step)
         if stop:
@@ -486,6 +587,30 @@ def _train_locked(cfg, out, rank, world, device, callbacks, resume, force, data,
         ckpt.unlink(missing_ok=True)
     emit(TrainEvent("done", step, cfg.steps, val_loss=val_loss, val_bpb=val_bpb, elapsed=time.perf_counter() - t0, info=provenance))
     return out
+
+
+def training_memory(mcfg, micro_batch: int) -> int:
+    """Bytes a training step needs, estimated from the shapes alone (fp32).
+
+    Parameters, gradients and AdamW's two moments: 16 bytes per parameter. Activations
+    kept for the backward pass, per window position: about 16 d_model + 2 d_mlp numbers
+    per block, and 3 x d_vocab for the logits, their softmax and its gradient.
+    """
+    per_position = mcfg.n_layers * (16 * mcfg.d_model + 2 * mcfg.d_mlp) + 3 * mcfg.d_vocab
+    return 16 * mcfg.n_params() + 4 * micro_batch * mcfg.n_ctx * per_position
+
+
+def check_memory(mcfg, micro_batch: int) -> None:
+    """Refuse a model and batch whose training would need more memory than this machine has."""
+    need = training_memory(mcfg, micro_batch)
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not Linux or macOS: no limit we can know
+        return
+    if need > have:
+        raise UserError(f"training this model with {micro_batch:,} windows of {mcfg.n_ctx:,} tokens at once needs "
+                        f"about {need / 2**30:,.1f} GiB of memory, more than this machine's {have / 2**30:,.1f} GiB; "
+                        "use a smaller --batch-size (or a larger --grad-accum), --n-ctx or --preset")
 
 
 @torch.no_grad()

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 
 import torch
 
@@ -73,7 +74,7 @@ def load_sae_file(path) -> tuple[SAE, dict]:
 
     from llmcore.params import read_header
 
-    _, meta, _ = read_header(path)  # refuses truncated, lying or non-safetensors files
+    header, meta, _ = read_header(path)  # refuses truncated, lying or non-safetensors files, FIFOs
     if meta.get("format") != FORMAT:
         raise UserError(f"{path}: a safetensors file, but not an llmcore SAE (no {FORMAT} metadata)")
     if meta.get("format_version") not in [str(v) for v in range(1, FORMAT_VERSION + 1)]:
@@ -81,8 +82,17 @@ def load_sae_file(path) -> tuple[SAE, dict]:
     try:
         cfg = SAEConfig.from_dict(json.loads(meta.get("config", "")))
         metrics = json.loads(meta.get("metrics") or "{}")
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
         raise UserError(f"{path}: the SAE config in the header is not valid JSON") from None
+    # The four tensors, by name and shape, checked against the config before anything is
+    # allocated: a 3 KB file claiming 10 million features is refused here, not after 10 GB.
+    want = {"W_enc": [cfg.d_model, cfg.d_sae], "b_enc": [cfg.d_sae], "W_dec": [cfg.d_sae, cfg.d_model],
+            "b_dec": [cfg.d_model]}
+    for name in sorted(set(header) | set(want)):
+        got = header[name]["shape"] if name in header else "missing"
+        if got != want.get(name) or header[name]["dtype"] not in ("F32", "F16", "BF16"):
+            raise UserError(f"{path}: tensor {name!r:.60} is {got}, the SAE config needs "
+                            f"{want.get(name, 'no such tensor')} in float")
     try:
         raw = load_file(str(path))
     except (SafetensorError, OSError, RuntimeError, ValueError) as e:
@@ -158,6 +168,15 @@ def _train_sae(run, path, cfg, layer, callbacks, label, overrides, t0):
     if cfg.d_model != model.cfg.d_model or not cfg.hook_name.endswith(RESID_HOOKS):
         raise UserError(f"an SAE reads a residual-stream hook ({', '.join(RESID_HOOKS)}) of width "
                         f"d_model={model.cfg.d_model}; got {cfg.hook_name} with d_model={cfg.d_model}")
+
+    # Memory for the SAE's weights, gradients and Adam moments (16 bytes per number) and a
+    # batch of feature activations, refused before anything is collected or allocated.
+    need = 16 * (2 * cfg.d_model * cfg.d_sae) + 4 * 3 * cfg.batch_size * cfg.d_sae + 4 * cfg.n_tokens * cfg.d_model
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else need
+    if need > have:
+        raise UserError(f"an SAE with d_sae={cfg.d_sae:,} and batch_size={cfg.batch_size:,} needs about "
+                        f"{need / 2**30:,.1f} GiB of memory, more than this machine's {have / 2**30:,.1f} GiB; "
+                        "use a smaller --d-sae")
 
     def emit(ev):
         for cb in callbacks:
