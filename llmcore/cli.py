@@ -304,11 +304,18 @@ def cmd_steer(a):
 # --- the parser ---------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a malformed command line reported like every other error: one line, exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from llmcore.train import TrainConfig
 
     epilog = "exit codes:\n" + "\n".join(f"  {code:<4} {what}" for code, what in EXIT_CODES.items())
-    p = argparse.ArgumentParser(prog="llmcore", description="Learn how an LLM works by running one.", epilog=epilog,
+    p = _Parser(prog="llmcore", description="Learn how an LLM works by running one.", epilog=epilog,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="store_true", help="log what the library is doing; show tracebacks of bugs")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -34,7 +34,7 @@ from llmcore.files import atomic_write
 FORMAT = "llmcore"
 FORMAT_VERSION = 1
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.int8}
-MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit for the JSON header
+MAX_HEADER_BYTES = 8 * 2**20  # GPT-2 XL's header is ~60 KB (safetensors itself allows 100 MB)
 _ST_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 SCALE_SUFFIX = ".scale"  # int8 files keep one fp32 scale per output row beside each matrix
 
@@ -113,7 +113,10 @@ def read_header(path) -> tuple[dict, dict, int]:
         if len(head) < 8:
             raise UserError(f"{path}: {size} bytes is too short to be a safetensors file")
         (n,) = struct.unpack("<Q", head)
-        if n > min(MAX_HEADER_BYTES, size - 8):
+        if MAX_HEADER_BYTES < n <= size - 8:
+            raise UserError(f"{path}: its header is {n:,} bytes, over the limit of {MAX_HEADER_BYTES:,}; "
+                            "not a parameter file llmcore reads")
+        if n > size - 8:
             raise UserError(
                 f"{path}: not a safetensors file (its first 8 bytes claim a {n:,}-byte header "
                 f"in a {size:,}-byte file); llmcore loads only safetensors, never pickle"

@@ -5,7 +5,7 @@
     .venv/bin/python scripts/soak_fuzz.py --known --label before --out benchmarks/results/fuzz.json
 
 Every case is a real `llmcore` process (tests/fuzz_cases.py has the cases and the
-generators the fuzz tests use), run under a time limit and a 2 GiB address-space limit
+generators the fuzz tests use), run under a time limit and a 4 GiB address-space limit
 in a scratch folder. Outcomes per class: ok, clean (one line, documented exit code),
 traceback, messy, hang, memory. A case also fails if it changed anything in the scratch
 folder outside out/. The report (JSON) keeps the counts per class under `--label`, so
@@ -38,7 +38,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0, help="seed for the generated cases")
     p.add_argument("-j", "--jobs", type=int, default=2, help="cases run at once")
     p.add_argument("--label", default="after", help="the name these counts go under in the report")
-    p.add_argument("--only", help="run only the known cases of this class")
+    p.add_argument("--only", help="run only the known cases of these classes (comma-separated)")
+    p.add_argument("--merge", action="store_true", help="replace only the classes run here in the label's counts")
     p.add_argument("--code", default=str(ROOT), help="the folder whose llmcore/ is tested (e.g. an older checkout)")
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/fuzz.json"), help="the JSON report to update")
     a = p.parse_args(argv)
@@ -49,7 +50,8 @@ def main(argv=None) -> int:
         work = fc.prepare(Path(tmp) / "work")
         fc.crafted_files(work)
         before = fc.snapshot(work)
-        cases = [c for c in fc.known_cases(work) if not a.only or c.cls == a.only] if a.known else []
+        only = set(a.only.split(",")) if a.only else None
+        cases = [c for c in fc.known_cases(work) if not only or c.cls in only] if a.known else []
         done: list[fc.Case] = []
         with ThreadPoolExecutor(a.jobs) as pool:
             for c in pool.map(lambda c: fc.run_case(c, work / "out", code_root=Path(a.code)), cases):
@@ -71,19 +73,23 @@ def main(argv=None) -> int:
     report.setdefault("what", "bad input against the llmcore CLI: cases tried per class and their outcomes "
                               "(scripts/soak_fuzz.py)")
     report.setdefault("outcomes", {o: _MEANING[o] for o in fc.OUTCOMES})
+    old = report.get(a.label, {}) if a.merge else {}
+    per_class = {**old.get("per_class", {}), **{cls: {o: counts[cls][o] for o in fc.OUTCOMES} for cls in sorted(counts)}}
+    failures = [f for f in old.get("failures", []) if f["class"] not in counts] + [
+        {"class": c.cls, "case": c.name, "outcome": c.outcome, "seconds": c.seconds,
+         "stderr_tail": c.stderr.strip().splitlines()[-1:] if c.stderr.strip() else []}
+        for c in done if c.outcome not in ("ok", "clean")]
     report[a.label] = {
         "machine": platform.platform(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "known_cases": a.known,
         "code": a.code,
         "generated_minutes": a.minutes,
-        "cases": len(done),
-        "per_class": {cls: {o: counts[cls][o] for o in fc.OUTCOMES} for cls in sorted(counts)},
-        "total": {o: sum(c[o] for c in counts.values()) for o in fc.OUTCOMES},
+        "cases": sum(sum(c.values()) for c in per_class.values()),
+        "per_class": dict(sorted(per_class.items())),
+        "total": {o: sum(c[o] for c in per_class.values()) for o in fc.OUTCOMES},
         "changed_outside_out": changed,
-        "failures": [{"class": c.cls, "case": c.name, "outcome": c.outcome, "seconds": c.seconds,
-                      "stderr_tail": c.stderr.strip().splitlines()[-1:] if c.stderr.strip() else []}
-                     for c in done if c.outcome not in ("ok", "clean")],
+        "failures": failures,
     }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(report, indent=2) + "\n")

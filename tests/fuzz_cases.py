@@ -40,8 +40,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LLMCORE = [sys.executable, "-m", "llmcore.cli"]
-DOCUMENTED_CODES = (1, 2, 3, 4, 130)  # see `llmcore --help` (the epilog) and README's tour
-MEMORY_LIMIT = 2 << 30  # address space for one command: 2 GiB (torch itself needs ~1 GiB of it)
+DOCUMENTED_CODES = (1, 2, 3, 130)  # see llmcore.errors.EXIT_CODES, `llmcore --help` and the README
+MEMORY_LIMIT = 4 << 30  # address space for one command: 4 GiB (torch and its thread pools reserve ~2 GiB)
 TIME_LIMIT = 40.0  # seconds; every bad input must be refused well within this (start-up is ~4 s)
 OUTCOMES = ("ok", "clean", "traceback", "messy", "hang", "memory")
 Arg = str | bytes
@@ -53,6 +53,7 @@ class Case:
     name: str  # what it tries, in a few words
     argv: list[Arg]
     timeout: float = TIME_LIMIT
+    refuse: bool = True  # bad input that must be refused; False: may also succeed (within its limits)
     outcome: str = ""
     seconds: float = 0.0
     stderr: str = field(default="", repr=False)
@@ -119,6 +120,8 @@ def snapshot(work: Path) -> dict[str, tuple]:
         if rel.parts[:1] == ("out",):
             continue
         for name in dirnames + filenames:
+            if rel == Path(".") and name == "out":
+                continue
             st = os.lstat(Path(dirpath) / name)
             seen[str(rel / name)] = (st.st_mode, st.st_size if not os.path.isdir(Path(dirpath) / name) else 0,
                                      st.st_mtime_ns)
@@ -270,8 +273,8 @@ def known_cases(work: Path) -> list[Case]:
     run, out, txt = f"{w}/run", f"{w}/out", f"{w}/in.txt"
     cases = []
 
-    def add(cls, name, *argv, timeout=TIME_LIMIT):
-        cases.append(Case(cls, name, [str(a) if not isinstance(a, bytes) else a for a in argv], timeout))
+    def add(cls, name, *argv, timeout=TIME_LIMIT, refuse=True):
+        cases.append(Case(cls, name, [str(a) if not isinstance(a, bytes) else a for a in argv], timeout, refuse))
 
     # Paths that are not plain readable files, as inputs and as outputs.
     for name, p in (("a directory", f"{w}/dir"), ("a FIFO", f"{w}/fifo"), ("/dev/zero", "/dev/zero"),
@@ -311,7 +314,7 @@ def known_cases(work: Path) -> list[Case]:
         "--preset", "medium-100m")
     add("sizes", "train --vocab-size 10^9", "train", "--out", f"{out}/t", *TINY_TRAIN, "--tokenizer", "bpe",
         "--vocab-size", "1000000000")
-    add("sizes", "inspect --values 10^12", "inspect", run, "--values", "1000000000000")
+    add("sizes", "inspect --values 10^12", "inspect", run, "--values", "1000000000000", refuse=False)  # all of them
     add("sizes", "features --top 10^9", "features", run, "--top", "1000000000", "--feature", "0")
     add("sizes", "features --feature 10^12", "features", run, "--feature", "1000000000000")
     add("sizes", "sae train --d-sae 10^7", "sae", "train", f"{out}/sae-run", "--d-sae", "10000000")
@@ -349,14 +352,23 @@ def known_cases(work: Path) -> list[Case]:
     # A time budget that tokenizer training must honour.
     add("time-budget", "BPE on 1 MB without a newline, --max-seconds 5", "train", "--out", f"{out}/t", *TINY_TRAIN,
         "--corpus", f"{w}/oneline.txt", "--tokenizer", "bpe", "--n-chars", "1000000", "--max-seconds", "5",
-        timeout=5 + 25)
+        timeout=5 + 40, refuse=False)  # start-up, the final evaluation and save come on top
     return cases
 
 
-PARAMS_NAMES: list[str] = []
-TOK_NAMES: list[str] = []
-SAE_NAMES: list[str] = []
-CKPT_NAMES: list[str] = []
+def _shipped_mutant_names() -> tuple[list[str], list[str], list[str]]:
+    """The crafted files' names, from the shipped run (known before any scratch folder exists)."""
+    from llmcore.run import ASSETS
+
+    run = ASSETS / "storyworld"
+    return (list(params_mutants((run / "model.safetensors").read_bytes())),
+            list(tokenizer_mutants((run / "tokenizer.json").read_text(encoding="utf-8"))),
+            list(sae_mutants((run / "sae.safetensors").read_bytes())))
+
+
+PARAMS_NAMES, TOK_NAMES, SAE_NAMES = _shipped_mutant_names()
+CKPT_NAMES = ["RNG state of the wrong size", "RNG state that is not bytes", "checkpoint from another model shape",
+              "checkpoint metadata is not JSON", "checkpoint truncated"]
 
 
 def crafted_files(work: Path) -> None:
@@ -371,7 +383,7 @@ def crafted_files(work: Path) -> None:
         ("bad-ckpt", checkpoint_mutants((work / "ckpt" / "checkpoint.safetensors").read_bytes()), CKPT_NAMES,
          "checkpoint.safetensors"),
     ):
-        names[:] = list(mutants)
+        assert list(mutants) == names, "the crafted files' names changed; keep *_NAMES in step"
         for i, blob in enumerate(mutants.values()):
             src = work / "ckpt" if folder == "bad-ckpt" else run
             d = work / folder / str(i)
@@ -437,3 +449,207 @@ def run_case(case: Case, cwd: Path, memory: int = MEMORY_LIMIT, code_root: Path 
     case.stderr = err.decode("utf-8", "replace")[-2000:]
     case.outcome = classify(p.returncode, case.stderr, timed_out)
     return case
+
+
+# ---------------------------------------------------------------------------------
+# Generated cases: random paths, argument values and mutated files (the soak and the fuzz tests)
+
+
+def path_kinds(work: Path) -> dict[str, Arg]:
+    """Every kind of path an argument can name, each existing in `work` (or deliberately not)."""
+    w = str(work)
+    return {
+        "a folder": f"{w}/dir", "a FIFO": f"{w}/fifo", "/dev/zero": "/dev/zero", "/dev/null": "/dev/null",
+        "a symlink loop": f"{w}/loop", "a dangling symlink": f"{w}/dangling", "a missing file": f"{w}/missing",
+        "a path through a file": f"{w}/in.txt/x", "an empty path": "", "a 5000-character path": "a" * 5000,
+        "a non-UTF-8 path": f"{w}/\xff".encode("latin-1"), "a run folder": f"{w}/run", "a text file": f"{w}/in.txt",
+        "a compressed file": f"{w}/in.llmz", "a parameter file": f"{w}/run/model.safetensors",
+        "a tokenizer file": f"{w}/run/tokenizer.json", "/proc/self/mem": "/proc/self/mem",
+    }
+
+
+def _path_templates(w: str, out: str) -> list[list[Arg]]:
+    """Commands with one path slot ("P"); outputs always go to out/."""
+    run = f"{w}/run"
+    return [
+        ["compress", run, "P", f"{out}/c.llmz", "--quiet"], ["decompress", run, "P", f"{out}/d.txt", "--quiet"],
+        ["compare-compressors", run, "P", "--quiet"], ["corpus", "P", "--n-chars", "200"],
+        ["corpus", "storyworld", "--n-chars", "200", "--tokenizer", "P"], ["inspect", "P"],
+        ["generate", "P", "--max-new-tokens", "2"], ["features", "P", "--feature", "0", "--top", "1"],
+        ["steer", "P", "--feature", "0", "--max-new-tokens", "2"], ["compress", "P", f"{w}/in.txt", f"{out}/c.llmz"],
+        ["export-hf", "P", f"{out}/hf"], ["import-hf", "P", f"{out}/imported"],
+        ["train", "--out", f"{out}/t", *TINY_TRAIN, "--corpus", "P", "--max-seconds", "3"],
+        ["train", "--out", f"{out}/t", *TINY_TRAIN, "--tokenizer", "P", "--max-seconds", "3"],
+    ]
+
+
+# Flags per command, with the kind of value each takes. Train's come from TrainConfig's fields.
+_FLAGS = {
+    "generate": {"--temperature": "float", "--top-k": "int", "--top-p": "float", "--max-new-tokens": "int",
+                 "--seed": "int", "--stop": "text", "--prompt": "text"},
+    "inspect": {"--values": "int"},
+    "corpus": {"--n-chars": "int", "--split": "text"},
+    "scale": {"--preset": "text", "--params": "float", "--tokens": "float", "--gpus": "int", "--price": "float",
+              "--mfu": "float", "--accelerator": "text", "--dtype": "text"},
+    "features": {"--concept": "text", "--feature": "int", "--top": "int"},
+    "steer": {"--feature": "text", "--strength": "float", "--mode": "text", "--prompt": "text",
+              "--temperature": "float", "--max-new-tokens": "int", "--seed": "int"},
+    "train": {"--n-chars": "int", "--vocab-size": "int", "--preset": "text", "--n-ctx": "int", "--steps": "int",
+              "--batch-size": "int", "--grad-accum": "int", "--lr": "float", "--min-lr": "float", "--warmup": "int",
+              "--weight-decay": "float", "--grad-clip": "float", "--eval-every": "int", "--eval-batches": "int",
+              "--sample-every": "int", "--checkpoint-every": "int", "--seed": "int", "--device": "text",
+              "--save-dtype": "text", "--max-seconds": "float", "--tokenizer": "text", "--corpus": "text"},
+    "sae": {"--d-sae": "int", "--k": "int", "--steps": "int", "--seed": "int", "--layer": "int"},
+}
+_VALUES = {
+    "int": ["0", "1", "2", "-1", "-5", "7", "64", "1000", "99999999999999999999999999", "1e3", "0x10", "", "nan",
+            str(2**63), str(-(2**63))],
+    "float": ["0", "0.5", "1", "-1", "-0.0", "1e-300", "1e308", "nan", "inf", "-inf", "", "abc", "3.0e2"],
+    "text": ["", "x", "storyworld", "golden_gate_bridge", "auto", "cpu", "cuda", "fp16", "bpe", "char", "a" * 5000,
+             b"\xff\xfe", b"\xed\xa0\x80", "\u200b", "Once upon a time", "../../etc/passwd", "-", "--", "nano"],
+}
+
+
+def _value(rnd: random.Random, kind: str) -> Arg:
+    if rnd.random() < 0.25 and kind in ("int", "float"):  # a random number of any size too
+        return str(rnd.choice([rnd.randint(-10, 10), rnd.randint(-(2**70), 2**70), rnd.uniform(-1e6, 1e6)]))
+    return rnd.choice(_VALUES[kind])
+
+
+def _args_case(rnd: random.Random, work: Path, out: str) -> tuple[str, list[Arg]]:
+    w = str(work)
+    command = rnd.choice(sorted(_FLAGS))
+    base: list[Arg] = {
+        "generate": ["generate", f"{w}/run", "--max-new-tokens", "3"], "inspect": ["inspect", f"{w}/run"],
+        "corpus": ["corpus", "storyworld", "--n-chars", "500"], "scale": ["scale"],
+        "features": ["features", f"{w}/run", "--top", "2"],
+        "steer": ["steer", f"{w}/run", "--max-new-tokens", "3"],
+        "train": ["train", "--out", f"{out}/t", *TINY_TRAIN, "--max-seconds", "3"],
+        "sae": ["sae", "train", f"{out}/sae-run", "--steps", "2"],
+    }[command]
+    flags = rnd.sample(sorted(_FLAGS[command]), k=rnd.randint(1, min(3, len(_FLAGS[command]))))
+    argv = list(base)
+    for flag in flags:
+        argv += [flag, _value(rnd, _FLAGS[command][flag])]
+    return f"{command} " + " ".join(flags), argv
+
+
+# Mutations of a file's bytes: each returns the new bytes and a name.
+def _truncate(rnd, blob):
+    n = rnd.randint(0, len(blob) - 1)
+    return blob[:n], f"cut to {n} bytes"
+
+
+def _flip_bits(rnd, blob):
+    b = bytearray(blob)
+    for _ in range(rnd.randint(1, 8)):
+        i = rnd.randrange(min(len(b), 4096) if rnd.random() < 0.7 else len(b))  # mostly in the header
+        b[i] ^= 1 << rnd.randrange(8)
+    return bytes(b), "bits flipped"
+
+
+def _append(rnd, blob):
+    return blob + rnd.randbytes(rnd.choice([1, 8, 1000, 100_000])), "junk appended"
+
+
+_ODD_VALUES = [None, True, -1, 0, 2**64, 1e308, "x", "", [], {}, [[[]]], "a" * 1000, [0, 2**40], {"a": 1}]
+
+
+def _edit_json(rnd: random.Random, obj):
+    """Replace one value somewhere in `obj` (a JSON value) by an odd one, or a number by a lie."""
+    path, node = [], obj
+    while isinstance(node, (dict, list)) and node and rnd.random() < 0.75:
+        key = rnd.choice(sorted(node) if isinstance(node, dict) else range(len(node)))
+        path.append(key)
+        node = node[key]
+    if not path:
+        return rnd.choice(_ODD_VALUES)
+    parent = obj
+    for key in path[:-1]:
+        parent = parent[key]
+    old = parent[path[-1]]
+    if isinstance(old, int) and not isinstance(old, bool) and rnd.random() < 0.5:
+        parent[path[-1]] = rnd.choice([old + 1, old - 1, old * 1000, -old, 0, 10**9])  # a size lie
+    elif isinstance(old, str) and old[:1] in "[{" and rnd.random() < 0.7:  # JSON inside metadata: edit it
+        try:
+            inner = json.loads(old)
+            parent[path[-1]] = json.dumps(_edit_json(rnd, inner))
+        except ValueError:
+            parent[path[-1]] = rnd.choice(_ODD_VALUES)
+    else:
+        parent[path[-1]] = rnd.choice(_ODD_VALUES)  # a type swap
+    return obj
+
+
+def _edit_header(rnd, blob):
+    try:
+        header, data = read_safetensors(blob)
+    except (ValueError, struct.error):
+        return _flip_bits(rnd, blob)
+    return safetensors_bytes(_edit_json(rnd, header), data), "header edited"
+
+
+def _edit_tokenizer(rnd, blob):
+    return json.dumps(_edit_json(rnd, json.loads(blob))).encode(), "JSON edited"
+
+
+def _lie_header_length(rnd, blob):
+    n = rnd.choice([0, 1, 7, len(blob), len(blob) - 8, 2**63, struct.unpack("<Q", blob[:8])[0] + rnd.randint(-9, 9)])
+    return struct.pack("<Q", n % 2**64) + blob[8:], "header length lies"
+
+
+def _edit_llmz(rnd, blob):
+    b = bytearray(blob)
+    field_at = rnd.choice([4, 37, 41, 45])  # version, n_bytes, n_tokens, crc
+    size = 1 if field_at == 4 else 4
+    b[field_at : field_at + size] = rnd.randbytes(size)
+    return bytes(b), "header field changed"
+
+
+_MUTATIONS = {
+    "model.safetensors": (_truncate, _flip_bits, _append, _edit_header, _edit_header, _lie_header_length),
+    "sae.safetensors": (_truncate, _flip_bits, _append, _edit_header, _edit_header, _lie_header_length),
+    "checkpoint.safetensors": (_truncate, _flip_bits, _append, _edit_header, _edit_header, _lie_header_length),
+    "tokenizer.json": (_truncate, _flip_bits, _append, _edit_tokenizer, _edit_tokenizer),
+    "in.llmz": (_truncate, _flip_bits, _append, _edit_llmz),
+}
+
+
+def _file_case(rnd: random.Random, work: Path, out: str, n: int) -> tuple[str, str, list[Arg]]:
+    target = rnd.choice(sorted(_MUTATIONS))
+    mutate = rnd.choice(_MUTATIONS[target])
+    folder = Path(out) / f"mut-{n}"
+    shutil.rmtree(folder, ignore_errors=True)
+    w = str(work)
+    if target == "in.llmz":
+        folder.mkdir(parents=True)
+        blob, how = mutate(rnd, (work / "in.llmz").read_bytes())
+        (folder / "in.llmz").write_bytes(blob)
+        return "compressed-file", how, ["decompress", f"{w}/run", str(folder / "in.llmz"), f"{folder}/d.txt", "--quiet"]
+    src = work / ("ckpt" if target == "checkpoint.safetensors" else "run")
+    shutil.copytree(src, folder)
+    blob, how = mutate(rnd, (folder / target).read_bytes())
+    (folder / target).write_bytes(blob)
+    f = str(folder)
+    cls, argv = {
+        "model.safetensors": ("params-file", rnd.choice([["inspect", f], ["generate", f, "--max-new-tokens", "3"]])),
+        "tokenizer.json": ("tokenizer-file", ["generate", f, "--max-new-tokens", "3"]),
+        "sae.safetensors": ("sae-file", ["features", f, "--feature", "0", "--top", "1"]),
+        "checkpoint.safetensors": ("checkpoint", ["train", "--out", f, *TINY_TRAIN, "--resume"]),
+    }[target]
+    return cls, how, argv
+
+
+def random_case(rnd: random.Random, work: Path, n: int) -> Case:
+    """One generated case: a path of some kind, odd argument values, or a mutated file."""
+    out = str(work / "out")
+    kind = rnd.choice(["paths", "args", "files", "files"])
+    if kind == "paths":
+        name, p = rnd.choice(sorted(path_kinds(work).items()))
+        template = rnd.choice(_path_templates(str(work), out))
+        return Case("generated-paths", f"{template[0]}: {name}", [p if a == "P" else a for a in template])
+    if kind == "args":
+        name, argv = _args_case(rnd, work, out)
+        return Case("generated-args", name, argv)
+    cls, how, argv = _file_case(rnd, work, out, n)
+    return Case(f"generated-{cls}", f"{argv[0]}: {how}", argv)
