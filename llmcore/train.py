@@ -453,14 +453,14 @@ def train(
     _check_out(out, resume, force)  # before anything is written, in every process
     lock = _lock_out(out, resume, force, rank, world, device)
     try:
-        return _train_locked(cfg, out, rank, world, device, callbacks, resume, force, data, should_stop)
+        return _train_locked(cfg, out, rank, world, device, callbacks, resume, force, data, should_stop, t_begin)
     finally:
         if lock:
             lock.close()
 
 
-def _train_locked(cfg, out, rank, world, device, callbacks, resume, force, data, should_stop) -> Path:
-    """The loop itself, run while this process holds the run folder's lock."""
+def _train_locked(cfg, out, rank, world, device, callbacks, resume, force, data, should_stop, t_begin) -> Path:
+    """The loop itself, run while this process holds the run folder's lock; `t_begin` starts the time budget."""
     ckpt = out / CHECKPOINT_FILE
     data = data or prepare_data(cfg)
     tok = data.tokenizer
