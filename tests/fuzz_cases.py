@@ -299,8 +299,8 @@ def known_cases(work: Path) -> list[Case]:
     add("encoding", "lone surrogate in a prompt", "generate", run, "--prompt", b"Mia \xff", "--max-new-tokens", "2")
     add("encoding", "lone surrogate in a steering prompt", "steer", run, "--prompt", b"\xed\xa0\x80",
         "--max-new-tokens", "2")
-    add("encoding", "lone surrogate in an output path", "compress", run, txt, f"{out}/c\xff".encode("latin-1"),
-        "--quiet")
+    add("encoding", "non-UTF-8 bytes in an output path", "compress", run, txt, f"{out}/c\xff".encode("latin-1"),
+        "--quiet", refuse=False)  # a legal Linux file name: written, and printed escaped
     add("encoding", "lone surrogate in a corpus path", "corpus", f"{w}/in\xff.txt".encode("latin-1"))
     add("encoding", "lone surrogate in a run name", "generate", b"run\xff")
     add("encoding", "lone surrogate in --stop", "generate", run, "--stop", b"\xff", "--max-new-tokens", "2")
@@ -337,7 +337,7 @@ def known_cases(work: Path) -> list[Case]:
                 add(cls, f"features: {name}", "features", r, "--feature", "0")
                 add(cls, f"steer: {name}", "steer", r, "--feature", "0", "--max-new-tokens", "2")
     for i, name in enumerate(CKPT_NAMES):
-        add("checkpoint", f"--resume: {name}", "train", "--out", f"{w}/bad-ckpt/{i}", *TINY_TRAIN, "--resume")
+        add("checkpoint", f"--resume: {name}", "train", "--out", f"{out}/bad-ckpt/{i}", *TINY_TRAIN, "--resume")
     add("compressed-file", "a valid .llmz with 8 MB of junk appended", "decompress", run, f"{w}/junk.llmz",
         f"{out}/d.txt", "--quiet")
     add("compressed-file", "a .llmz cut short", "decompress", run, f"{w}/short.llmz", f"{out}/d.txt", "--quiet")
@@ -386,7 +386,7 @@ def crafted_files(work: Path) -> None:
         assert list(mutants) == names, "the crafted files' names changed; keep *_NAMES in step"
         for i, blob in enumerate(mutants.values()):
             src = work / "ckpt" if folder == "bad-ckpt" else run
-            d = work / folder / str(i)
+            d = work / ("out/" if folder == "bad-ckpt" else "") / folder / str(i)  # a resumed run is an output
             if d.exists():
                 shutil.rmtree(d)
             shutil.copytree(src, d)
