@@ -49,10 +49,28 @@ def quantize_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return q, scale.squeeze(1).float()
 
 
-def save_params(model, path, *, dtype: str = "fp32", tokenizer_kind: str = "", provenance: dict | None = None):
-    """Write `model`'s parameters to `path` (atomically) in one of fp32/bf16/fp16/int8."""
+def save_sorted(tensors: dict, path, metadata: dict) -> None:
+    """safetensors' save_file, then the header's keys put in sorted order: same tensors, same bytes.
+
+    The safetensors library keeps metadata in a hash map, so its key order (and the
+    file's hash, which the compressor and the SAE key on) changes from run to run.
+    Re-writing the header in place with sorted keys, padded with spaces to the length
+    the library chose, changes no offset: two identical trainings give identical files.
+    """
     from safetensors.torch import save_file
 
+    save_file(tensors, str(path), metadata=metadata)
+    with open(path, "r+b") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) <= n:  # always, in practice: the library writes compact JSON too
+            f.seek(8)
+            f.write(text + b" " * (n - len(text)))
+
+
+def save_params(model, path, *, dtype: str = "fp32", tokenizer_kind: str = "", provenance: dict | None = None):
+    """Write `model`'s parameters to `path` (atomically) in one of fp32/bf16/fp16/int8."""
     if dtype not in DTYPES:
         raise UserError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
     tensors = {}
@@ -72,7 +90,7 @@ def save_params(model, path, *, dtype: str = "fp32", tokenizer_kind: str = "", p
         "tokenizer_kind": tokenizer_kind,
         "provenance": json.dumps(provenance or {}),
     }
-    atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    atomic_write(Path(path), lambda tmp: save_sorted(tensors, tmp, metadata))
 
 
 MAX_TENSORS = 4096  # GPT-2 XL has 580 tensors; a checkpoint holds 3 per parameter tensor

@@ -257,7 +257,7 @@ def make_optimizer(model, cfg: TrainConfig):
 
 
 def save_checkpoint(path: Path, model, opt, gen: torch.Generator, step: int, extra: dict):
-    from safetensors.torch import save_file
+    from llmcore.params import save_sorted
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     names = [n for n, _ in model.named_parameters()]
@@ -274,7 +274,7 @@ def save_checkpoint(path: Path, model, opt, gen: torch.Generator, step: int, ext
     tensors["rng.data"] = gen.get_state()
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {"step": step, "opt_steps": opt_steps, "param_names": names, **extra}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"llmcore_checkpoint": json.dumps(meta)}))
+    atomic_write(path, lambda tmp: save_sorted(tensors, tmp, {"llmcore_checkpoint": json.dumps(meta, sort_keys=True)}))
 
 
 _ST_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.uint8: "U8"}

@@ -449,3 +449,24 @@ def test_extra_tensors_are_refused_by_name(small_file, tmp_path):
     header["AAA_extra"] = {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}
     path = write_raw(tmp_path / "extra.safetensors", header, struct.pack("<f", 1.0) + data)
     refuses(path, "'AAA_extra' is not part of this model")
+
+
+def test_same_model_same_bytes(tmp_path):
+    """Identical saves give byte-identical files: the header's keys are written in sorted order.
+
+    (safetensors keeps metadata in a hash map whose order changes between saves; the
+    compressor and the SAE key on the file's hash.)
+    """
+    from llmcore.model import GPT, GPTConfig
+
+    model = GPT(GPTConfig(**SMALL), seed=0)
+    provenance = {f"key{i}": i for i in range(20)}
+    blobs = set()
+    for i in range(6):
+        save_params(model, tmp_path / f"m{i}.safetensors", tokenizer_kind="char", provenance=provenance)
+        blobs.add((tmp_path / f"m{i}.safetensors").read_bytes())
+    assert len(blobs) == 1
+    header, meta, _ = read_header(tmp_path / "m0.safetensors")
+    raw = json.loads(blobs.pop()[8 : 8 + _])
+    assert list(raw) == sorted(raw) and list(raw["__metadata__"]) == sorted(raw["__metadata__"])
+    assert load_params(tmp_path / "m0.safetensors")[2]["provenance"] == provenance

@@ -52,9 +52,8 @@ def save_sae(sae: SAE, path, *, metrics: dict | None = None, model_sha256: str =
     """Write the SAE (fp32) with its config, metrics and model fingerprint, atomically."""
     from pathlib import Path
 
-    from safetensors.torch import save_file
-
     from llmcore.files import atomic_write
+    from llmcore.params import save_sorted
 
     tensors = {name: getattr(sae, name).detach().float().cpu().contiguous() for name in TENSORS}
     meta = {
@@ -64,7 +63,7 @@ def save_sae(sae: SAE, path, *, metrics: dict | None = None, model_sha256: str =
         "metrics": json.dumps(metrics or {}),
         "model_sha256": model_sha256,
     }
-    atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    atomic_write(Path(path), lambda tmp: save_sorted(tensors, tmp, meta))
 
 
 def load_sae_file(path) -> tuple[SAE, dict]:
