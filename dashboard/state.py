@@ -119,8 +119,19 @@ def shipped_run():
 
 
 def live_job():
-    """This session's live-training job (dashboard/live.py), or None."""
-    return st.session_state.get("live_job")
+    """This session's live-training job (dashboard/live.py), or None; marks the session as in use."""
+    job = st.session_state.get("live_job")
+    if job is not None and hasattr(job, "touch"):
+        job.touch()
+    return job
+
+
+def session_id() -> str | None:
+    """This browser session's id (what the live-training reaper watches), or None outside a run."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else None
 
 
 def _live_run():
@@ -233,8 +244,55 @@ def projector() -> bool:
 
 
 def chart(fig, key: str | None = None):
-    """Show a plotly figure with llmcore's theme (Streamlit's own theme would replace it)."""
+    """Show a plotly figure with llmcore's theme (Streamlit's own theme would replace it).
+
+    A plain title moves out of the figure into the page, as text that wraps: plotly never
+    wraps its titles, and on a phone a long one ran off the figure. (Kept in the figure's
+    `meta` for tests. Captions pinned by the builder, with a `y`, and animations stay.)
+    """
+    import re
+
+    title = fig.layout.title.text
+    if title and not fig.frames and fig.layout.title.y is None:
+        main, _, sub = title.partition("<br>")
+        sub = re.sub(r"<[^>]+>", " ", sub)  # plotly's <sup>, <br> inside the subtitle
+        st.markdown(f"**{md_escape(re.sub(r'<[^>]+>', ' ', main))}**"
+                    + (f"  \n<small>{md_escape(sub)}</small>" if sub.strip() else ""), unsafe_allow_html=True)
+        size = fig.layout.font.size or 14
+        fig.update_layout(title_text=None, meta={"title": title}, margin={"t": round(size * 1.5)})
     st.plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
+
+
+def capped_text(widget, label: str, value: str, limit: int, **kwargs) -> str:
+    """A text widget (st.text_area, st.text_input, or a column's) whose overflow is said, never lost.
+
+    The widget has no max_chars: with one, the browser drops a longer paste without a word
+    and keeps the old text. Here the visitor's text stays in the box; beyond `limit` a
+    one-line warning says so and the first `limit` characters are used.
+    """
+    text = widget(label, value, **kwargs)
+    if len(text) > limit:
+        st.warning(f"{label}: {len(text):,} characters is over the limit of {limit:,}, "
+                   f"so only the first {limit:,} are used.", icon="\u2702\ufe0f")
+        text = text[:limit]
+    return text
+
+
+SEED_MAX = 1_000_000
+
+
+def seed_input(widget, key: str | None = None) -> int | None:
+    """A seed box that says when a seed is out of range, instead of quietly keeping the old one.
+
+    Returns the seed, or None (with a one-line warning) when it is not a whole number in
+    0..SEED_MAX; the caller then does not generate.
+    """
+    seed = widget("Seed", value=0, step=1, key=key, help=f"Same seed, same text: a whole number 0 to {SEED_MAX:,}")
+    if not 0 <= seed <= SEED_MAX:
+        st.warning(f"The seed must be a whole number from 0 to {SEED_MAX:,} (got {seed:,}); "
+                   "change it to generate.", icon="\u26a0\ufe0f")
+        return None
+    return int(seed)
 
 
 @contextlib.contextmanager
@@ -253,16 +311,50 @@ def page_link(stage: str, label: str | None = None):
         st.page_link(page, label=label)
 
 
+# Always on: layout that fits every screen, from a phone to a projector.
+BASE_CSS = """
+<style>
+/* The tour's flowchart: left to right where there is room, top to bottom on a phone. */
+.st-key-flow_tall { display: none !important; }
+/* Big numbers wrap instead of being cut with an ellipsis. */
+[data-testid="stMetricValue"] > div, [data-testid="stMetricValue"] p { white-space: normal !important;
+  overflow: visible !important; text-overflow: clip !important; overflow-wrap: anywhere; }
+[data-testid="stMetricLabel"] p { white-space: normal !important; }
+/* The tour's narration: read aloud, so as dark as the text around it. */
+blockquote p { color: inherit !important; }
+@media (max-width: 700px) {
+  .st-key-flow_wide { display: none !important; }
+  .st-key-flow_tall { display: flex !important; }
+  .st-key-flow_tall img { max-height: 560px; }
+  /* The hex dump keeps its bytes and drops the text column; charts lose the hover toolbar over titles. */
+  .llmcore-ascii { display: none; }
+  .modebar-container, [data-testid="stElementToolbar"] { display: none !important; }
+}
+</style>
+"""
+
 PROJECTOR_CSS = """
 <style>
 html, body, [data-testid="stAppViewContainer"] { font-size: 22px !important; color: #000 !important; }
 [data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.25rem !important; }
-h1 { font-size: 3rem !important; } h2 { font-size: 2.4rem !important; } h3 { font-size: 1.9rem !important; }
+h1 { font-size: 2.6rem !important; } h2 { font-size: 2.1rem !important; } h3 { font-size: 1.7rem !important; }
 .llmcore-token { font-size: 1.3rem !important; }
-[data-testid="stMetricValue"] [data-testid="stMarkdownContainer"] p { font-size: 2.4rem !important; }
+[data-testid="stMetricLabel"] p { font-size: 1.1rem !important; }
+[data-testid="stMetricValue"], [data-testid="stMetricValue"] [data-testid="stMarkdownContainer"] p {
+  font-size: 2.2rem !important; line-height: 1.2 !important; }
 [data-testid="stTextInput"] input, [data-testid="stTextArea"] textarea, [data-testid="stSelectbox"] input,
-[data-testid="stNumberInput"] input { font-size: 1.25rem !important; }
+[data-testid="stSelectbox"] div, [data-testid="stNumberInput"] input { font-size: 1.25rem !important; }
+[data-testid="stBaseButton-primary"] p, [data-testid="stBaseButton-secondary"] p,
+[data-testid="stWidgetLabel"] p, [data-testid="stCaptionContainer"] p { font-size: 1.1rem !important; }
+[data-testid="stText"], .llmcore-sample, .llmcore-contexts { font-size: 1.15rem !important; }
+.llmcore-rawbytes { font-size: 17px !important; }
+[data-testid="stTable"] td, [data-testid="stTable"] th { font-size: 1.1rem !important; }
 [data-testid="stAppViewContainer"] { background: #ffffff !important; }
+blockquote p { font-size: 1.4rem !important; }
+/* The tour's flowchart drawn top to bottom: left to right, its words shrank to specks. */
+.st-key-flow_wide { display: none !important; }
+.st-key-flow_tall { display: flex !important; }
+.st-key-flow_tall img { max-height: 640px; }
 </style>
 """
 
@@ -289,9 +381,66 @@ def feature_text(_run, _sae, key: str, text: str, feature: int) -> tuple[list, l
     return pieces, [max(0.0, float(a) / top) for a in acts]
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def word_feature(_run, _sae, key: str, text: str, word: str, exclude: int) -> tuple[int, list, list[float]] | None:
+    """The feature (other than `exclude`) most active on `word`'s tokens in `text`, and its activations.
+
+    Feature absorption made visible: on "Golden Gate Bridge" the SAE switches on features
+    for the words themselves, which carry part of the bridge's direction, so the bridge
+    feature fires there only weakly. Returns (feature, pieces, activations in [0, 1]), or
+    None when `word` is not in `text` or nothing else fires on it.
+    """
+    from llmcore.interpret.features import encode_text
+
+    at = text.find(word)
+    if at < 0:
+        return None
+    enc = encode_text(_run, _sae, text)
+    rows = [i for i, (a, b) in enumerate(zip(enc.tokens.starts, enc.tokens.ends)) if a < at + len(word) and b > at]
+    on_word = enc.acts[rows].sum(0)  # [d_sae]: each feature's total on the word's tokens
+    on_word[exclude] = 0.0
+    feature = int(on_word.argmax())
+    if float(on_word[feature]) <= 0:
+        return None
+    acts = enc.acts[:, feature]
+    top = float(acts.max()) or 1.0
+    pieces = [(_run.tokenizer.token_str(i), i) for i in enc.tokens.ids]
+    return feature, pieces, [max(0.0, float(a) / top) for a in acts]
+
+
+@st.cache_data(max_entries=16, show_spinner="Running the prompt through the model\u2026")
+def forward_walk(_run, key: str, prompt: str, layer: int, head: int):
+    """llmcore.forward.walk, once per (run, prompt, layer, head): the Model stage's step-through."""
+    from llmcore.forward import walk
+
+    return walk(_run.model, _run.tokenizer, prompt, layer=layer, head=head)
+
+
+def first_word(text: str) -> str:
+    """The whole word (or the one mark) a text starts with: " bridge. The" -> "bridge"."""
+    import re
+
+    m = re.match(r"\s*([^\W_]+(?:['\-][^\W_]+)*|\S)", text)
+    return m.group(1) if m else text.strip()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def model_word(_run, key: str, context: str) -> tuple[str, str, float]:
+    """The model's first-choice next word: (its first token, the whole word written greedily, p of the token).
+
+    The model writes a word a piece at a time ("b" then "ridge"); letting it finish its
+    most likely piece greedily gives a word to compare with a person's guess.
+    """
+    from llmcore.generate import Sampling, generate, next_token_probs
+
+    first, p = next_token_probs(_run.model, _run.tokenizer, context, k=1)[0]
+    more = generate(_run.model, _run.tokenizer, context, Sampling(temperature=0, max_new_tokens=8))
+    return first, first_word(more), float(p)
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
 def guess_round(_tokenizer, tokenizer_key: str, text: str, seed: int) -> tuple[str, str]:
-    """A round of "guess the next token": (the text so far, the token that really came next).
+    """A round of "guess the next word": (the text so far, the whole word that really came next).
 
     Cuts `text` at a token that starts a new word, with 12 to 40 tokens before it.
     """
@@ -306,7 +455,33 @@ def guess_round(_tokenizer, tokenizer_key: str, text: str, seed: int) -> tuple[s
         raise UserError("the text is too short for the game")
     i = rng.choice(starts)
     before = ids[max(0, i - rng.randint(12, 40)) : i]
-    return tokenizer.decode(before), tokenizer.token_str(ids[i])
+    return tokenizer.decode(before), first_word(tokenizer.decode(ids[i : i + 8]))
+
+
+def bridge_feature(run, sae, match: dict, text: str):
+    """The Golden Gate feature lighting up on `text`, and why it stays pale on the bridge's own words.
+
+    Draws two rows of token chips: the bridge feature, then the feature the SAE fires on
+    "Golden Gate Bridge" itself (feature absorption: the word's own feature takes part
+    of the bridge's direction), with one paragraph saying so.
+    """
+    from llmcore.viz.common import token_html
+
+    feature = match["feature"]
+    pieces, acts = feature_text(run, sae, run_key(run), text, feature)
+    st.markdown(f"Feature **{feature}** of the sparse autoencoder is its best match for the Golden Gate Bridge "
+                f"(F1 {match.get('f1', 0):.2f} on held-out stories: it fires on most bridge-story tokens and "
+                "rarely elsewhere). Where it lights up here (orange = strongly on):")
+    st.html(token_html(pieces, highlight=acts))
+    own = word_feature(run, sae, run_key(run), text, "Golden Gate Bridge", feature)
+    if own is not None:
+        other, pieces, acts = own
+        st.markdown(f"Often it is palest on the name itself. On \"Golden Gate Bridge\" the SAE also switches on "
+                    f"feature **{other}**, a feature for those words:")
+        st.html(token_html(pieces, highlight=acts))
+        st.caption("The words' own feature carries part of the bridge's meaning, so the bridge feature can fire "
+                   "there only weakly. Researchers call this *feature absorption* (Chanin et al., 2024); "
+                   "the Interpretability page lets you look up both features.")
 
 
 def md_escape(text: str) -> str:

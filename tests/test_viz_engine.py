@@ -88,7 +88,8 @@ def test_corpus_sizes_figure_puts_llama2_on_a_log_axis():
     assert list(bar.y) == ["mine", "storyworld", LLAMA2_LABEL]  # sorted by size
     assert bar.x[-1] == 10e12
     assert fig.layout.xaxis.type == "log"
-    assert "years of reading" in bar.text[-1] and "books" in bar.text[1]
+    assert "years of reading" in bar.customdata[-1] and "books" in bar.customdata[1]  # in the hover
+    assert bar.text[-1] == "10.0 TB"
     assert "Assumptions" in fig.layout.annotations[0].text
     assert len(corpus_sizes_figure({"a": {"bytes": 10}}, include_llama2=False).data[0].y) == 1
     for bad in ({"a": {"bytes": 0}}, {"a": {}}, {"a": 5}, [], {}):
@@ -189,9 +190,23 @@ def test_dtype_figure():
     fig = dtype_figure(rows)
     assert len(fig.data) == 2 and list(fig.data[0].x) == ["fp32", "int8"]
     lo, hi = fig.layout.yaxis2.range
-    assert lo < 1.50 and hi > 1.52 and lo > 1.4  # zoomed onto the differences
+    assert lo == 0 and hi > 1.52  # from zero: a zoomed axis made noise look like a better model
+    # with paired differences: the change against fp32, its error bars, an axis around zero
+    rows = [r | {"delta_bpb": d, "delta_se": e} for r, d, e in zip(rows, (0.0, -0.0001), (0.0, 0.0001))]
+    fig = dtype_figure(rows)
+    lo, hi = fig.layout.yaxis2.range
+    assert lo < -0.0003 and hi > 0.0003 and list(fig.data[1].error_y.array) == [0.0, 0.0002]
     with pytest.raises(UserError):
         dtype_figure([{"dtype": "fp32"}])
+
+
+def test_dtype_differences_pair_the_tokens(run, tmp_path):
+    from llmcore.viz.params import dtype_differences
+
+    rows = dtype_differences(run, "Once upon a time, Mia went to the park. " * 20, tmp_path, ("fp32", "int8"))
+    assert rows[0]["delta_bpb"] == 0 and rows[0]["delta_se"] == 0
+    assert rows[1]["bytes"] < rows[0]["bytes"] and rows[1]["delta_se"] >= 0
+    assert abs(rows[1]["bpb"] - rows[0]["bpb"] - rows[1]["delta_bpb"]) < 1e-9
 
 
 def test_raw_bytes_html_names_the_parts_and_escapes(run, tmp_path):

@@ -15,8 +15,8 @@ tok = state.current_tokenizer()
 
 st.header("Your text, as tokens")
 with state.guard():
-    text = st.text_area("Type or paste some text", "Once upon a time, Mia walked to the Golden Gate Bridge.",
-                        max_chars=state.TEXT_CHARS, height=100)
+    text = state.capped_text(st.text_area, "Type or paste some text",
+                             "Once upon a time, Mia walked to the Golden Gate Bridge.", state.TEXT_CHARS, height=100)
     pieces = tok.pieces(text)
     n_bytes = len(text.encode("utf-8"))
     c1, c2, c3, c4 = st.columns(4)

@@ -15,17 +15,18 @@ st.markdown("The model only ever answers one question: *which token comes next, 
 run = state.current_run()
 P = state.projector()
 
-prompt = st.text_area("Prompt", "Once upon a time", max_chars=state.PROMPT_CHARS, height=80)
+# A prompt where the next token is open (" town" 8%, " farm" 6%, ...), so every knob visibly reshapes it.
+prompt = state.capped_text(st.text_area, "Prompt", "Mia and Tom went to the", state.PROMPT_CHARS, height=80)
 c1, c2, c3, c4, c5 = st.columns(5)
 temperature = c1.slider("Temperature", 0.0, 2.0, 0.8, 0.05, help="0 = always the most likely token")
 top_k = c2.slider("Top-k", 0, 100, 0, help="Keep only the k most likely tokens (0 = all)")
 top_p = c3.slider("Top-p", 0.05, 1.0, 1.0, 0.05, help="Keep the most likely tokens up to this total probability")
 max_tokens = c4.slider("Max tokens", 1, 200, 60)
-seed = c5.number_input("Seed", 0, 1_000_000, 0, help="Same seed, same text")
+seed = state.seed_input(c5.number_input)
 
 with state.guard():
-    sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_tokens, seed=int(seed))
-    if st.button("Generate", type="primary"):
+    sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_tokens, seed=seed or 0)
+    if st.button("Generate", type="primary", disabled=seed is None):
         text_box, bars_box = st.empty(), st.empty()
         done, drawn = [], 0.0
         for step in steps(run.model, run.tokenizer, prompt, sampling):  # stream: one token at a time
@@ -58,33 +59,39 @@ with state.guard():
     settings = f"temperature {temperature:g}, top-k {top_k or 'off'}, top-p {top_p:g}"
     state.chart(sampling_figure(before, after, labels, settings=settings, projector=P), key="sampling")
 
-st.header("Guess the next token")
-st.markdown("A game for the class: read the text, guess the next token, then see what the model expected "
-            "and what really came next.")
+st.header("Guess the next word")
+st.markdown("A game for the class: read the text, guess the next word, then see what the model expected "
+            "and what really came next. The model writes a word a piece (a token) at a time, so its guess "
+            "is its most likely first piece, finished the way it would finish it.")
 game = st.session_state.setdefault("game", {"round": 0, "you": 0, "model": 0, "played": 0, "revealed": -1})
 with state.guard():
     context, actual = state.guess_round(run.tokenizer, state.tokenizer_key(run.tokenizer),
                                         state.corpus_head("storyworld", 20_000), game["round"])
     st.text("\u2026" + context)
-    guess = st.text_input("Your guess (a word, or part of one)", max_chars=40, key=f"guess_{game['round']}")
-    b1, b2, score = st.columns([1, 1, 3])
+    guess = st.text_input("Your guess (one word)", max_chars=40, key=f"guess_{game['round']}")
+    b1, b2, score = st.columns([1.4, 1.4, 3] if P else [1, 1, 3])
     if b1.button("Reveal", type="primary") and game["revealed"] != game["round"]:
         top = next_token_probs(run.model, run.tokenizer, context, k=10)
+        piece, word, _ = state.model_word(run, state.run_key(run), context)
         game["revealed"], game["played"] = game["round"], game["played"] + 1
-        game["you"] += int(bool(guess.strip()) and guess.strip().lower() == actual.strip().lower())
-        game["model"] += int(top[0][0] == actual)
-        game["top"] = top
+        game["you"] += int(bool(guess.strip()) and state.first_word(guess).lower() == actual.lower())
+        game["model"] += int(word.lower() == actual.lower())
+        game["top"], game["piece"], game["word"] = top, piece, word
     if b2.button("Next round"):
         game["round"] += 1
         st.rerun()
     score.metric("Score: you vs the model", f"{game['you']} : {game['model']}", help=f"{game['played']} rounds")
     if game["revealed"] == game["round"]:
         esc = state.md_escape
-        st.markdown(f"What really came next: **{esc(actual.strip() or repr(actual))}**; you guessed "
-                    f"**{esc(guess.strip()) or '(nothing)'}**; the model's first choice: "
-                    f"**{esc(game['top'][0][0].strip() or repr(game['top'][0][0]))}**.")
-        state.chart(next_token_figure(game["top"], actual, title="The model's guesses (orange: what came next)",
-                                      projector=P), key="guess")
+        piece, word = game.get("piece", ""), game.get("word", "")
+        how = (f" (its first piece **{esc(piece.strip() or repr(piece))}**, finished as it would finish it)"
+               if piece.strip() != word else "")
+        st.markdown(f"What really came next: **{esc(actual)}**; you guessed "
+                    f"**{esc(state.first_word(guess)) if guess.strip() else '(nothing)'}**; the model's first choice: "
+                    f"**{esc(word)}**{how}.")
+        start = next((t for t, _ in game["top"] if t.strip() and actual.startswith(t.strip())), None)
+        state.chart(next_token_figure(game["top"], start, title="The model's first pieces (orange: how the real "
+                                      "word starts)", projector=P), key="guess")
 
 st.header("Why the engine keeps a KV cache")
 st.markdown("Without a cache, every new token re-reads the whole text so far through every layer; with one, "

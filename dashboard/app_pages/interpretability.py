@@ -24,11 +24,17 @@ sae = state.sae_for(run)
 P = state.projector()
 cfg = run.model.cfg
 
-text = st.text_area("Text to look inside", "Mia walked to the Golden Gate Bridge. The fog was thick, so she",
-                    max_chars=state.PROMPT_CHARS, height=80)
+TEXT = "Mia walked to the Golden Gate Bridge. The fog was thick, so she"
 attn_tab, lens_tab, feat_tab, steer_tab = st.tabs(["Attention", "Logit lens", "Features", "Steering"])
 
+
+def text_box(key: str) -> str:
+    """The text a tab looks inside: each tab that reads text has its own box."""
+    return state.capped_text(st.text_area, "Text to look inside", TEXT, state.PROMPT_CHARS, height=80, key=key)
+
+
 with attn_tab, state.guard():
+    text = text_box("attn_text")
     c1, c2, c3 = st.columns([1, 1, 2])
     layer = c1.selectbox("Layer", range(cfg.n_layers), key="attn_layer")
     head = c2.selectbox("Head", range(cfg.n_heads), key="attn_head")
@@ -39,6 +45,7 @@ with attn_tab, state.guard():
     st.caption("Row = the token reading; column = the token it reads. Rows sum to 1; nothing reads the future.")
 
 with lens_tab, state.guard():
+    text = text_box("lens_text")
     state.chart(logit_lens_figure(logit_lens(run.model, run.tokenizer, text), projector=P), key="lens")
     st.caption("Each row unembeds the residual stream after one more block: the guess sharpens layer by layer.")
 
@@ -63,8 +70,11 @@ def pick_feature(label: str, key: str) -> int:
 
 if sae is None:
     for tab in (feat_tab, steer_tab):
-        tab.info("This run has no sparse autoencoder (sae.safetensors) yet, so it has no features to browse "
-                 "or steer. Train one with `llmcore sae train <run>`.")
+        tab.info("This model has no sparse autoencoder yet, so it has no features to browse or steer. "
+                 + ("Turn off \u201cUse my trained model\u201d in the sidebar to explore the shipped model's "
+                    "features; training an autoencoder takes minutes, so it needs a local install of llmcore "
+                    "(`llmcore sae train <run>`)." if state.live_job() is not None and st.session_state.get("use_live")
+                    else "On a local install of llmcore, `llmcore sae train <run>` trains one."))
 else:
     with feat_tab, state.guard():
         from llmcore.interpret.features import describe_feature
@@ -74,6 +84,12 @@ else:
             state.chart(concepts_figure(concepts, projector=P), key="concepts")
         feature = pick_feature("Find a feature: a number or a concept name", "feature_query")
         d = describe_feature(run, sae, feature, encoded(run, sae, state.run_key(run)))
+        if feature == concepts.get("golden_gate_bridge", {}).get("feature"):
+            with st.expander("Why is it pale on \u201cGolden Gate Bridge\u201d itself? (feature absorption)",
+                             expanded=True):
+                state.bridge_feature(run, sae, concepts["golden_gate_bridge"],
+                                     "Mia looked up at the tall towers of the Golden Gate Bridge. "
+                                     "The fog rolled in from the bay.")
         st.subheader(f"Feature {feature}" + (f": {d['label']}" if d["label"] else ""))
         st.markdown("**Where it fires hardest** in held-out stories (orange = strongly on):")
         st.html(contexts_html(d["contexts"]))
@@ -106,9 +122,9 @@ else:
         c1, c2, c3 = st.columns(3)
         strength = c1.slider("Strength", 0.0, float(max(2.0, round(4 * default))), float(default), step,
                              help="The value the feature is held at, at every position")
-        prompt = c2.text_input("Prompt", "Once upon a time", max_chars=state.PROMPT_CHARS)
-        seed = c3.number_input("Seed", 0, 1_000_000, 0, key="steer_seed")
-        if st.button("Generate with and without it", type="primary"):
+        prompt = state.capped_text(c2.text_input, "Prompt", "Once upon a time", state.PROMPT_CHARS)
+        seed = state.seed_input(c3.number_input, key="steer_seed")
+        if st.button("Generate with and without it", type="primary", disabled=seed is None):
             plain, steered = steer_side_by_side(run, sae, feature, strength, prompt,
                                                 Sampling(max_new_tokens=60, seed=int(seed)))
             st.session_state["steered"] = (feature, strength, prompt, plain, steered)

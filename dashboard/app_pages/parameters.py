@@ -5,8 +5,7 @@ import tempfile
 import state
 import streamlit as st
 
-from llmcore.params import compare_dtypes
-from llmcore.viz.params import dtype_figure, histogram_figure, raw_bytes_html, treemap_figure
+from llmcore.viz.params import dtype_differences, dtype_figure, histogram_figure, raw_bytes_html, treemap_figure
 
 st.title("Parameters")
 st.markdown("Everything the model learned is a list of numbers in one file. "
@@ -43,7 +42,7 @@ st.dataframe(info["tensors"], hide_index=True, height=240)
 def dtype_rows(_run, key: str) -> list[dict]:
     text = state.corpus_head("storyworld", 4000)
     with tempfile.TemporaryDirectory(prefix="llmcore-dtypes-") as folder:
-        return compare_dtypes(_run, text, folder)
+        return dtype_differences(_run, text, folder)
 
 
 st.header("Fewer bytes per number")
@@ -54,4 +53,13 @@ if st.button("Compare fp32 / bf16 / fp16 / int8") or st.session_state.get("dtype
     with state.guard():
         rows = dtype_rows(run, state.run_key(run))
         state.chart(dtype_figure(rows, projector=P), key="dtypes")
-        st.dataframe(rows, hide_index=True)
+        noise = [r["dtype"] for r in rows[1:] if abs(r["delta_bpb"]) < 2 * r["delta_se"]]
+        same = [r["dtype"] for r in rows[1:] if r["delta_bpb"] == 0 and r["delta_se"] == 0]
+        st.markdown(f"Measured on {rows[0]['tokens']:,} tokens of held-out text. "
+                    + (f"{', '.join(same)} scores every token exactly as fp32 does. " if same else "")
+                    + (f"For {', '.join(noise)} the change is smaller than its error bar: on this text it is "
+                       "noise, neither better nor worse than fp32. " if noise else "")
+                    + "Each bar compares the same tokens, scored by both files.")
+        st.dataframe([{"format": r["dtype"], "bytes": r["bytes"], "bits per byte": round(r["bpb"], 5),
+                       "change vs fp32": f"{r['delta_bpb']:+.5f} \u00b1 {2 * r['delta_se']:.5f}"} for r in rows],
+                      hide_index=True)

@@ -11,12 +11,17 @@ from llmcore.viz.training import embedding_figure, loss_figure, timeline_figure
 
 
 def sample_html(prompt: str, text: str) -> str:
-    """A prompt (grey) and what the model wrote (bold), escaped; new lines shown as \u21b5."""
-    def show(s):
-        return html.escape(s).replace("\n", "\u21b5\n")
+    """A prompt (grey) and what the model wrote (bold), escaped, on as few lines as it needs.
 
-    return (f'<div style="font-family:{MONO_FAMILY};font-size:0.9em;border-left:3px solid #0072B2;'
-            f'padding:2px 8px;margin:4px 0;white-space:pre-wrap;overflow-wrap:anywhere">'
+    New lines show as \u21b5 without breaking the line: an early model writes little but
+    new lines, and drawn as breaks its samples made the page thousands of pixels tall.
+    """
+    def show(s):
+        return html.escape(s).replace("\n", '<span style="color:#999">\u21b5</span>')
+
+    return (f'<div class="llmcore-sample" style="font-family:{MONO_FAMILY};font-size:0.9em;'
+            f'border-left:3px solid #0072B2;padding:2px 8px;margin:4px 0;white-space:pre-wrap;'
+            f'overflow-wrap:anywhere;max-height:7.5em;overflow-y:auto">'
             f'<span style="color:#888">{show(prompt)}</span><b>{show(text)}</b></div>')
 
 
@@ -34,7 +39,8 @@ else:
     steps = [r["step"] for r in timeline]
     step = st.select_slider("Step", options=steps, value=steps[-1], help="Slide back to the random start")
     row = next(r for r in timeline if r["step"] == step)
-    left, right = st.columns([1, 1])
+    # On a projector the chart gets the whole width (half of it made a thumbnail), the samples above it.
+    left, right = (st.container(), st.container()) if P else st.columns([1, 1])
     with left:
         st.markdown(f"**What it writes at step {step:,}** (greedy, after each prompt):")
         for prompt, text in (row.get("samples") or {}).items():
@@ -61,8 +67,8 @@ with st.form("train"):
     source = c3.radio("Text", ("story world", "my own text"), horizontal=True)
     n_steps = st.slider("Steps", 10, live.MAX_STEPS, 150, step=10)
     n_chars = st.slider("Characters of the story world", 20_000, live.MAX_CHARS, 100_000, step=20_000)
-    own = st.text_area(f"Your own text ({live.MIN_OWN_CHARS:,} to {live.MAX_OWN_CHARS:,} characters)",
-                       max_chars=live.MAX_OWN_CHARS, height=100)
+    # No max_chars: the browser would drop a longer paste without a word; Train refuses it with one.
+    own = st.text_area(f"Your own text ({live.MIN_OWN_CHARS:,} to {live.MAX_OWN_CHARS:,} characters)", height=100)
     start = st.form_submit_button("Train", type="primary")
 if start:
     with state.guard():
@@ -71,6 +77,7 @@ if start:
         else:
             new = live.LiveJob(preset=preset, steps=n_steps, n_chars=n_chars, tokenizer=tokenizer,
                                own_text=own if source == "my own text" else None)
+            new.attach(state.session_id())  # deleted once this session ends or sits unused
             if job is not None:
                 job.close()  # one trained run per session: the old one's folder goes
             st.session_state["live_job"] = job = new
@@ -81,7 +88,7 @@ def progress(polling: bool):
     job = state.live_job()
     if job is None:
         return
-    st.progress(min(1.0, job.step / job.steps), text=f"step {job.step} of {job.steps}: {job.status}")
+    st.progress(min(1.0, job.step / job.steps), text=job.describe())
     if job.running and st.button("Stop", key="stop_training"):
         job.cancel()
     state.chart(loss_figure(job.rows, projector=state.projector()), key="live_loss")
@@ -89,8 +96,14 @@ def progress(polling: bool):
         st.html(sample_html(prompt, text[:400]))
     if job.status == "error":
         st.error(job.error)
+    elif job.status == "expired":
+        st.info("Your trained model was deleted after the session sat unused; press Train to make a new one.")
     elif not job.running:
         info = job.run.meta.get("provenance", {}) if job.run else {}
+        if job.status == "time_up":
+            st.warning(f"Time's up: training stops after {live.MAX_SECONDS} seconds on this shared server, so it "
+                       f"ran {info.get('steps', job.step)} of the {job.steps} steps you asked for. "
+                       "The model is saved as it was at that point.")
         st.success(f"Trained: {info.get('steps', job.step)} steps, held-out loss {info.get('val_loss', 0):.3f} "
                    f"({info.get('val_bpb', 0):.3f} bits per byte). Switch it on in the sidebar "
                    "(\u201cUse my trained model\u201d) to generate with it and look inside it.")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -46,7 +47,10 @@ def histogram_figure(info: dict, *, log_y: bool = False, projector: bool = False
                            marker_line_width=0, customdata=list(zip(edges[:-1], edges[1:])),
                            hovertemplate="%{customdata[0]:.3f} to %{customdata[1]:.3f}: %{y:,} numbers<extra></extra>"))
     fig.update_xaxes(title="value of the parameter")
-    fig.update_yaxes(title="how many parameters" + (" (log scale)" if log_y else ""), type="log" if log_y else "linear")
+    fig.update_yaxes(title="how many parameters" + ((" (log scale)" if not projector else "<br>(log scale)") if log_y
+                                                    else ""), type="log" if log_y else "linear")
+    if projector:
+        fig.update_layout(height=520)  # room for the axis title in large type
     title = "Every number in the file"
     if isinstance(info.get("n_params"), int):
         title = f"All {info['n_params']:,} numbers in the file" + (f" ({info['dtype']})" if info.get("dtype") else "")
@@ -116,11 +120,53 @@ def treemap_figure(breakdown, *, projector: bool = False):
     return apply_theme(fig, title=f"Where the {n_total:,} parameters live", projector=projector)
 
 
+def dtype_differences(run, text: str, folder, dtypes=("fp32", "bf16", "fp16", "int8")) -> list[dict]:
+    """`compare_dtypes`'s rows plus each format's change in quality against fp32, with its uncertainty.
+
+    Saves and reloads the model in each format (as `llmcore.params.compare_dtypes`), scores
+    every token of `text` with each, and compares them token by token with the first format:
+    delta_bpb = the mean change in bits per byte, delta_se its standard error over tokens.
+    A change smaller than about two standard errors is noise of this text, not a better model.
+    Each row: {"dtype", "bytes", "loss", "bpb", "tokens", "delta_bpb", "delta_se"}.
+    """
+    import torch
+
+    from llmcore.params import load_model, save_params
+
+    ids = torch.tensor(run.tokenizer.encode(text), dtype=torch.long)
+    if len(ids) < 2:
+        raise UserError("the text is too short to compare formats (it needs at least two tokens)")
+    n_ctx = run.model.cfg.n_ctx
+    rows, base = [], None
+    for dtype in dtypes:
+        path = Path(folder) / f"model-{dtype}.safetensors"
+        save_params(run.model, path, dtype=dtype, tokenizer_kind=run.tokenizer.kind)
+        model, _ = load_model(path)
+        nll = []  # [n_tokens]: nats to predict each token, non-overlapping windows
+        with torch.no_grad():
+            for at in range(0, len(ids) - 1, n_ctx):
+                x, y = ids[at : at + n_ctx], ids[at + 1 : at + 1 + n_ctx]
+                logits = model(x[: len(y)][None])[0]  # [pos, d_vocab]
+                nll.append(torch.nn.functional.cross_entropy(logits.float(), y, reduction="none"))
+        nll = torch.cat(nll).double()
+        n_bytes = len(run.tokenizer.decode(ids[1 : len(nll) + 1].tolist()).encode("utf-8"))
+        bits = 1 / math.log(2) / max(1, n_bytes)  # nats of the whole text -> bits per byte
+        base = nll if base is None else base
+        diff = nll - base  # [n_tokens], paired: the same tokens scored by both
+        rows.append({"dtype": dtype, "bytes": path.stat().st_size, "loss": float(nll.mean()),
+                     "bpb": float(nll.sum()) * bits, "tokens": len(nll), "delta_bpb": float(diff.sum()) * bits,
+                     "delta_se": float(diff.std()) * math.sqrt(len(diff)) * bits if len(diff) > 1 else 0.0})
+    return rows
+
+
 def dtype_figure(rows: list[dict], *, projector: bool = False):
     """File size and quality per number format, side by side: two Bar traces.
 
-    rows: `compare_dtypes` output, [{"dtype", "bytes", "loss", "bpb"}, ...]. Left: the
-    file's size; right: bits per byte on held-out text (lower is better).
+    rows: `compare_dtypes` output, [{"dtype", "bytes", "loss", "bpb"}, ...], or
+    `dtype_differences` output. Left: the file's size. Right: with differences, each
+    format's change in bits per byte against the first (fp32), with error bars of two
+    standard errors, so noise looks like noise; without them, bits per byte on an axis
+    from zero (a zoomed axis made noise look like a better model).
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -133,20 +179,31 @@ def dtype_figure(rows: list[dict], *, projector: bool = False):
         raise UserError("dtype_figure wants the rows from llmcore.params.compare_dtypes") from None
     if not rows:
         raise UserError("dtype_figure needs at least one row")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["file size", "quality: bits per byte (lower is better)"],
-                        horizontal_spacing=0.12)
+    deltas = all("delta_bpb" in r and "delta_se" in r for r in rows)
+    right = (f"change in bits per byte vs {names[0]}<br>(bars: \u00b12 standard errors)" if deltas
+             else "quality: bits per byte (lower is better)")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["file size", right], horizontal_spacing=0.14)
     fig.add_trace(go.Bar(x=names, y=sizes, marker_color=STAGE_COLOURS["parameters"], name="bytes",
                          text=[f"{s / 1e6:.2f} MB" for s in sizes], textposition="outside", cliponaxis=False,
                          hovertemplate="%{x}: %{y:,.0f} bytes<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Bar(x=names, y=bpb, marker_color=OKABE_ITO["blue"], name="bits per byte",
-                         text=[f"{b:.4f}" for b in bpb], textposition="outside", cliponaxis=False,
-                         hovertemplate="%{x}: %{y:.4f} bits per byte<extra></extra>"), row=1, col=2)
-    lo, hi = min(bpb), max(bpb)
-    fig.update_yaxes(title="bytes on disk", row=1, col=1)
-    # The differences in quality are small: zoom the axis onto them, and say so.
-    fig.update_yaxes(title="bits per byte (axis zoomed)", range=[lo - (hi - lo or lo * 0.01) * 1.5,
-                                                                  hi + (hi - lo or hi * 0.01) * 1.5], row=1, col=2)
-    fig.update_layout(showlegend=False, height=400)
+    fig.update_yaxes(title="bytes on disk", range=[0, max(sizes) * 1.2], row=1, col=1)
+    if deltas:
+        d = [float(r["delta_bpb"]) for r in rows]
+        err = [2 * float(r["delta_se"]) for r in rows]
+        fig.add_trace(go.Bar(x=names, y=d, marker_color=OKABE_ITO["blue"], name="change",
+                             error_y={"type": "data", "array": err, "visible": True, "thickness": 2},
+                             text=[f"{v:+.4f}" for v in d], textposition="outside", cliponaxis=False,
+                             hovertemplate="%{x}: %{y:+.5f} bits per byte<extra></extra>"), row=1, col=2)
+        reach = max([abs(v) + e for v, e in zip(d, err)] + [1e-4]) * 1.4
+        fig.update_yaxes(title="bits per byte (+ = worse)", range=[-reach, reach], zeroline=True,
+                         zerolinewidth=2, row=1, col=2)
+    else:
+        fig.add_trace(go.Bar(x=names, y=bpb, marker_color=OKABE_ITO["blue"], name="bits per byte",
+                             text=[f"{b:.4f}" for b in bpb], textposition="outside", cliponaxis=False,
+                             hovertemplate="%{x}: %{y:.4f} bits per byte<extra></extra>"), row=1, col=2)
+        fig.update_yaxes(title="bits per byte", range=[0, max(bpb) * 1.2], row=1, col=2)
+    fig.update_layout(showlegend=False, height=520 if projector else 420)
+    fig.update_annotations(font={"size": 20 if projector else 14})  # the two panels' titles
     return apply_theme(fig, title="Fewer bytes per number: a smaller file, almost the same model", projector=projector)
 
 
@@ -180,7 +237,8 @@ def raw_bytes_html(path, n: int = 256) -> str:
         hexes = " ".join(f'<span style="color:{colours[part(off + j)]}">{b:02x}</span>' for j, b in enumerate(chunk))
         hexes += "   " * (16 - len(chunk))
         text = "".join(html.escape(chr(b)) if 32 <= b < 127 else "." for b in chunk)
-        lines.append(f'<span style="color:#888">{off:08x}</span>  {hexes}  {text}')
+        # The text column is a span of its own: a narrow screen can hide it and keep the bytes.
+        lines.append(f'<span style="color:#888">{off:08x}</span>  {hexes}<span class="llmcore-ascii">  {text}</span>')
     try:
         pretty = json.dumps(json.loads(json_start), indent=1)[:1200] if len(json_start) == header_len else json_start
     except ValueError:
@@ -190,7 +248,7 @@ def raw_bytes_html(path, n: int = 256) -> str:
                       (("8-byte header length", colours["len"]), ("JSON header", colours["json"]),
                        ("the numbers", colours["data"])))
     return (
-        f'<div class="llmcore-rawbytes" style="font-family:{MONO_FAMILY};font-size:13px">'
+        f'<div class="llmcore-rawbytes" style="font-family:{MONO_FAMILY};font-size:clamp(9px, 2.4vw, 13px)">'
         f"<div>{legend}</div>"
         f'<pre style="margin:6px 0;white-space:pre;overflow-x:auto">{chr(10).join(lines)}</pre>'
         f"<div>The first 8 bytes say the header is <b>{header_len:,}</b> bytes of JSON. It starts:</div>"
