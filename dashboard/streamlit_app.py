@@ -36,8 +36,12 @@ state.PAGES.update({"home": pages["home"], "data": pages["data"], "pretraining":
                     "interpretability": pages["interpretability"], "features": pages["interpretability"],
                     "steering": pages["interpretability"], "scale": pages["scale"]})
 
+# ?projector=1 in the address opens in projector mode: a teacher can bookmark it.
+if "projector" not in st.session_state and st.query_params.get("projector") in ("1", "on", "true"):
+    st.session_state["projector"] = True
 with st.sidebar:
-    st.toggle("Projector mode", key="projector", help="Large type and high contrast, for a classroom")
+    st.toggle("Projector mode", key="projector", help="Large type and high contrast, for a classroom "
+              "(or open the address with ?projector=1)")
     job = state.live_job()
     if job is not None and job.run is not None:
         st.toggle("Use my trained model", key="use_live",
@@ -45,6 +49,7 @@ with st.sidebar:
     else:
         st.session_state["use_live"] = False
     st.caption("Every number and chart is computed by `llmcore`, on this machine.")
+st.html(state.BASE_CSS)
 if state.projector():
     st.html(state.PROJECTOR_CSS)
 

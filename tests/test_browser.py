@@ -26,7 +26,7 @@ SHOTS = ROOT / "test-output" / "screenshots"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 BUSY = '[data-testid="stStatusWidget"], [data-testid="stSpinner"]'
 PAGES = {  # url path -> (file name, what must be visible)
-    "": ("home", '[data-testid="stMermaidChart"] img'),
+    "": ("home", '[data-testid="stMermaidChart"] img:visible'),
     "data": ("data", ".js-plotly-plot"),
     "pretraining": ("pretraining", ".js-plotly-plot"),
     "parameters": ("parameters", ".js-plotly-plot"),
@@ -108,6 +108,83 @@ def test_every_page_in_a_browser(server, browser):
             assert page.locator('[data-testid="stPageLink"]').count() >= 6
         page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
     page.close()
+
+
+# --- every page fits every screen: measured in the DOM ------------------------------------
+
+SCREENS = {  # name -> (viewport, address suffix)
+    "laptop": ({"width": 1400, "height": 1000}, ""),
+    "projector": ({"width": 1280, "height": 800}, "?projector=1"),
+    "phone": ({"width": 400, "height": 850}, ""),
+}
+# Everything that does not fit, as one list of lines (empty: all fits). Hidden elements (inactive
+# tabs, the flowchart drawing for the other screen width) have no size and are skipped.
+MEASURE = """() => {
+  const out = [], main = document.querySelector('[data-testid="stMain"]');
+  const seen = el => { const r = el.getBoundingClientRect(); return r.width > 0 && r.height > 0 ? r : null; };
+  const name = el => (el.textContent || '').trim().slice(0, 50);
+  const W = window.innerWidth;
+  if (document.documentElement.scrollWidth > W + 1) out.push(`page scrolls sideways: ${document.documentElement.scrollWidth} > ${W}`);
+  if (main && main.scrollWidth > main.clientWidth + 1) out.push(`main area scrolls sideways: ${main.scrollWidth} > ${main.clientWidth}`);
+  // plotly: every piece of text inside its figure and on the screen
+  for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+    const box = seen(plot); if (!box) continue;
+    const title = name(plot.querySelector('.gtitle') || plot).slice(0, 30);
+    for (const t of plot.querySelectorAll('svg text')) {
+      const r = seen(t); if (!r || !name(t)) continue;
+      if (getComputedStyle(t).visibility === 'hidden' || getComputedStyle(t).opacity === '0') continue;
+      if (r.left < box.left - 2 || r.right > box.right + 2 || r.top < box.top - 2 || r.bottom > box.bottom + 2
+          || r.left < -1 || r.right > W + 1)
+        out.push(`figure "${title}": text "${name(t)}" clipped (${Math.round(r.left)}..${Math.round(r.right)} of ${Math.round(box.left)}..${Math.round(box.right)})`);
+    }
+  }
+  // anything cut short with an ellipsis: buttons, metrics, page links, labels
+  for (const el of main.querySelectorAll('*')) {
+    if (!seen(el)) continue;
+    const cs = getComputedStyle(el);
+    if (cs.textOverflow === 'ellipsis' && el.scrollWidth > el.clientWidth + 1 && name(el))
+      out.push(`text cut short: "${name(el)}" (${el.scrollWidth} > ${el.clientWidth})`);
+  }
+  for (const el of main.querySelectorAll('button, [data-testid="stMetricValue"], [data-testid="stPageLink"] a')) {
+    if (seen(el) && el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).overflowX !== 'auto')
+      out.push(`"${name(el)}" does not fit its box (${el.scrollWidth} > ${el.clientWidth})`);
+  }
+  // the tour's flowchart: its words at least 9 px high (mermaid draws them 16 px at natural size)
+  for (const img of main.querySelectorAll('[data-testid="stMermaidChart"] img')) {
+    const r = seen(img); if (!r || !img.naturalWidth) continue;
+    const px = 16 * r.width / img.naturalWidth;
+    if (px < 9) out.push(`flowchart text is ${px.toFixed(1)} px high`);
+  }
+  return out;
+}"""
+
+
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_every_page_fits_the_screen(server, browser, screen):
+    """Laptop, projector (in projector mode) and phone: no clipped figure text, nothing cut short, no sideways scroll."""
+    viewport, suffix = SCREENS[screen]
+    page = browser.new_page(viewport=viewport)
+    problems = []
+    for path, (name, key) in PAGES.items():
+        page.goto(f"{server}/{path}{suffix}")
+        page.wait_for_selector("h1", timeout=90_000)
+        settle(page)
+        page.wait_for_selector(key, state="visible", timeout=60_000)
+        page.wait_for_timeout(400)  # plotly lays its text out after the element appears
+        no_errors(page, f"{name} ({screen})")
+        problems += [f"{name} ({screen}): {p}" for p in page.evaluate(MEASURE)]
+        if name == "scale":  # the calculator's Llama-2-70B numbers, whole and in words people read right
+            values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+            for want in ("68.977 B", "138 GB", "8 TB", "1.71 million", "11.9 days", "$1.97 million", "14.8 tokens/s"):
+                assert want in [v.strip() for v in values], (screen, want, values)
+        if screen == "projector":
+            assert page.locator('[data-testid="stSidebar"] input[type="checkbox"]').first.is_checked()
+        tall = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
+        page.set_viewport_size({"width": viewport["width"], "height": min(tall, 8000)})
+        page.screenshot(path=str(SHOTS / f"{name}-{screen}.png"))
+        page.set_viewport_size(viewport)
+    page.close()
+    assert not problems, "\n".join(problems)
 
 
 def test_generate_in_the_browser(server, browser):

@@ -64,13 +64,14 @@ with state.guard():
         if playing and st.session_state.get("_model_ticked"):
             move(1, n)
         st.session_state["_model_ticked"] = playing
-        back, nxt, slider = st.columns([1, 1, 5], vertical_alignment="bottom")
+        back, nxt, slider = st.columns([1.6, 1.6, 4] if P else [1, 1, 5], vertical_alignment="bottom")
         back.button("\u25c0 Back", on_click=move, args=(-1, n), use_container_width=True, key="model_back")
         nxt.button("Next \u25b6", on_click=move, args=(1, n), use_container_width=True, key="model_next")
         i = slider.select_slider("Step", options=list(range(n)), key="model_step",
                                  format_func=lambda j: f"{j + 1}. {w.steps[j].title}")
         step = w.steps[i]
-        left, right = st.columns([2, 3])
+        # On a projector the two figures stack: side by side, large type ran out of room.
+        left, right = (st.container(), st.container()) if P else st.columns([2, 3])
         with left:
             state.chart(architecture_figure(cfg, lit=step.part, projector=P, width=30), key="model_arch")
         with right:

@@ -72,6 +72,7 @@ MONO_FAMILY = "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace"
 FONT_SIZE = 14  # screen: notebook and dashboard
 PROJECTOR_FONT_SIZE = 24  # readable from the back row
 PROJECTOR_LINE_WIDTH = 4  # px; plotly's default is 2
+PROJECTOR_TITLE_CHARS = 60  # a projector title wraps after this many characters (plotly never wraps)
 HIGHLIGHT_COLOUR = OKABE_ITO["orange"]  # token chips at value 1.0
 
 
@@ -98,8 +99,13 @@ def apply_theme(fig: go.Figure, *, title: str | None = None, projector: bool = F
     )
     if title is not None:
         fig.update_layout(title_text=title)
+    # Large type: a long one-line title wraps instead of running off the figure (a title
+    # already broken with <br> was laid out by its builder and stays as it is).
+    if projector and fig.layout.title.text and "<br>" not in fig.layout.title.text:
+        fig.update_layout(title_text=wrap_text(fig.layout.title.text, PROJECTOR_TITLE_CHARS))
     # Room at the top only for a title; axes grow their own margins (automargin).
-    top = round(size * 4) if fig.layout.title.text else round(size * 1.5)
+    lines = (fig.layout.title.text or "").count("<br>") + 1
+    top = round(size * (4 + 1.6 * (lines - 1))) if fig.layout.title.text else round(size * 1.5)
     fig.update_layout(margin={"l": 10, "r": 10, "t": top, "b": 10})
 
     axes = {
@@ -126,6 +132,19 @@ def apply_theme(fig: go.Figure, *, title: str | None = None, projector: bool = F
             if marker_size is None or (isinstance(marker_size, (int, float)) and marker_size < 10):
                 trace.marker.size = 10
     return fig
+
+
+def wrap_text(text: str, width: int) -> str:
+    """Break plotly text into lines of about `width` characters with <br> (plotly never wraps).
+
+    Lines already broken with <br> are wrapped one by one; markup like <sup> is kept whole.
+    "How the knobs reshape the distribution: temperature 0.8" (width 30) ->
+    "How the knobs reshape the<br>distribution: temperature 0.8".
+    """
+    import textwrap
+
+    return "<br>".join("<br>".join(textwrap.wrap(line, width, break_long_words=False)) or line
+                       for line in text.split("<br>"))
 
 
 # How token_html shows characters a chip would otherwise hide or lose.

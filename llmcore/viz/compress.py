@@ -86,7 +86,8 @@ def compression_figure(result: dict, *, projector: bool = False):
         showarrow=False,
     )
     fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.15})
-    fig.update_yaxes(type="log", title_text="bits per byte (log scale, lower is better)")
+    fig.update_yaxes(type="log", title_text="bits per byte (log scale, lower is better)" if not projector
+                     else "bits per byte<br>(log scale, lower is better)")
     title = f"Compressing {n_bytes:,} bytes of text: the model against gzip, bz2 and xz"
     if model.get("cross_entropy_bits_per_byte") is not None:
         title += f"<br><sup>the model's cross-entropy: {model['cross_entropy_bits_per_byte']:.3f} bits per byte</sup>"

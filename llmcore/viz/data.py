@@ -11,7 +11,7 @@ Builders return a plotly `go.Figure` and never show it.
 from __future__ import annotations
 
 from llmcore.errors import UserError
-from llmcore.viz.common import OKABE_ITO, apply_theme
+from llmcore.viz.common import OKABE_ITO, apply_theme, wrap_text
 
 LLAMA2_LABEL = "Llama 2 (~10 TB)"
 
@@ -50,21 +50,25 @@ def corpus_sizes_figure(corpora: dict, *, include_llama2: bool = True, projector
         raise UserError("corpus_sizes_figure needs at least one corpus")
     rows.sort(key=lambda r: r[1])  # smallest at the bottom, Llama 2 on top
     colours = ["#999999" if name == LLAMA2_LABEL else OKABE_ITO["sky_blue"] for name, _ in rows]
-    text = [f"{_size_text(n)}: {reading_time_text(n)}" for _, n in rows]
+    # The bar shows the size; the reading time is in the hover (beside a bar it ran off narrow figures).
+    text = [_size_text(n) for _, n in rows]
+    reading = [reading_time_text(n) for _, n in rows]
     fig = go.Figure(go.Bar(
         x=[n for _, n in rows], y=[name for name, _ in rows], orientation="h", marker_color=colours,
-        text=text, textposition="auto", insidetextanchor="start", cliponaxis=False,
-        hovertemplate="%{y}: %{x:,.0f} bytes<br>%{text}<extra></extra>",
+        text=text, customdata=reading, textposition="auto", insidetextanchor="start", cliponaxis=False,
+        hovertemplate="%{y}: %{x:,.0f} bytes<br>%{customdata}<extra></extra>",
     ))
-    fig.update_xaxes(type="log", title="bytes of text (log scale: each gridline is 10x more)")
+    fig.update_xaxes(type="log", title="bytes of text (log scale)")
     assumptions = reading_equivalents(1)["assumptions"]["text"]
     ratio = ""
     ours = [n for name, n in rows if name != LLAMA2_LABEL]
     if include_llama2 and ours:
         ratio = f" Llama 2 read {LLAMA2_DATA_BYTES / max(ours):,.0f}x more than our largest."
-    fig.add_annotation(text=f"Assumptions: {assumptions}.<br>{ratio.strip()}", xref="paper", yref="paper", x=0, y=-0.28,
+    note = wrap_text(f"Assumptions: {assumptions}.", 48)
+    ratio = wrap_text(ratio, 48)
+    fig.add_annotation(text=f"{note}<br>{ratio.strip()}", xref="paper", yref="paper", x=0, y=-0.2 if projector else -0.28,
                        xanchor="left", yanchor="top", showarrow=False, font={"size": 11, "color": "#555"})
-    fig.update_layout(height=160 + 60 * len(rows), margin={"b": 90})
+    fig.update_layout(height=160 + (110 if projector else 60) * len(rows), margin={"b": 90})
     apply_theme(fig, title="How much text? Our corpora against Llama 2's", projector=projector)
-    fig.update_layout(margin={"b": 90})  # room for the assumptions under the axis
+    fig.update_layout(margin={"b": 190 if projector else 120})  # room for the assumptions under the axis
     return fig

@@ -222,7 +222,7 @@ def ladder_figure(ladder: list[dict], bandwidth_bytes_per_s: float | None = None
             if measured is not None and measured < OVERHEAD_FRACTION * b:
                 fig.add_annotation(x=math.log10(d["n_params"]), y=math.log10(measured), text=(
                     f"overhead-bound ({measured / b:.0%} of bound)"), showarrow=True,
-                    arrowhead=2, ay=30, font={"size": 11})
+                    arrowhead=2, ay=30, ax=30, xanchor="left", font={"size": 11})
 
     fig.update_xaxes(type="log", title="parameters")
     fig.update_yaxes(type="log", title="tokens per second")
