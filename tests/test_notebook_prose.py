@@ -83,12 +83,18 @@ def _doc(path: str) -> str:
 
 
 def test_chapters_quote_the_shipped_run_and_corpus():
-    """The numbers issue 13 found stale in chapters 00-03 and 07, now rendered from the run and corpus."""
+    """The numbers issue 13 found stale in chapters 00-03 and 07, now rendered from the run and corpus, and
+    the figures the exercises and the explainer's claims quote (hardware, GPT-2 small, float formats)."""
+    import torch
+
     from llmcore import scale
     from llmcore.corpus import load_corpus
+    from llmcore.model import GPTConfig, parameter_breakdown
 
     run = load_run("storyworld")
     train = load_corpus("storyworld", "train").stats()
+    h100, a100 = (scale.get_accelerator(a).mem_bandwidth / 1e12 for a in ("h100-sxm", "a100-80gb"))
+    gpt2_small = sum(parameter_breakdown(GPTConfig(d_vocab=50257, n_ctx=1024, d_model=768, n_layers=12)).values())
     ratio = scale.LLAMA2_DATA_BYTES / train["bytes"]
     checks = {
         "00_big_picture.ipynb": [f"each a number from 0 to {run.model.cfg.d_vocab - 1:,}",
@@ -98,7 +104,16 @@ def test_chapters_quote_the_shipped_run_and_corpus():
                           f"about {round(ratio / 1e6)} million times",
                           f"BPE tokenizer with {run.tokenizer.vocab_size:,} tokens"],
         "02_pretraining.ipynb": ["even a perfect model would stay above 0"],
-        "07_scale.ipynb": ["wherever memory bandwidth is the limit"],
+        "07_scale.ipynb": ["wherever memory bandwidth is the limit",
+                           f"An H100 reads its memory at {h100:.2f} TB/s, an A100 at {a100:.1f} TB/s"],
+        # issue 13 part 5: what 2 bytes hold, fast inference, where features live
+        "03_parameters.ipynb": [f"16 bits allow only {2 ** 16:,} different values",
+                                f"fp16 keeps {round(-math.log2(torch.finfo(torch.float16).eps)) + 1} significant bits",
+                                f"bf16 keeps {round(-math.log2(torch.finfo(torch.bfloat16).eps)) + 1}",
+                                f"context 1,024, width 768, 12 blocks) {gpt2_small:,}"],
+        "05_inference.ipynb": ["300 Tokens per Second per User on Meta AI Foundational LLM, Llama-2 70B"],
+        "06_interpretability.ipynb": ["Features live in activations, not in parameters",
+                                      "no single number in the parameter file means"],
     }
     for book, phrases in checks.items():
         text = prose(book)

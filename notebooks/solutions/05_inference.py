@@ -9,16 +9,23 @@ from llmcore.run import load_run
 
 run = load_run("storyworld")
 
-# 05.1 The first of the model's guesses is the most likely one.
+# 05.1 The model's top guess, read off next_token_probs (tokens carry their leading space).
 guesses = next_token_probs(run.model, run.tokenizer, "Once upon a", k=3)
 print(guesses)
 answer = guesses[0][0]
 print(teach.check("05.1", answer))
 
-# 05.2 Temperature 0 is greedy: all the probability goes to the top token, as with top_k=1.
-answer = 0
-print(teach.check("05.2", answer))
 
-# 05.3 Sorted: 0.5 (total 0.5 < 0.7, keep going), 0.25 (total 0.75 >= 0.7, stop). Two tokens.
+# 05.2 The k-th largest probability is the bar; everything under it goes to 0, and the kept
+# ones are divided by their sum so that they add up to 1 again.
+def top_k_filter(probs, k):
+    kth = probs.topk(k).values[-1]
+    kept = probs.masked_fill(probs < kth, 0.0)
+    return kept / kept.sum()
+
+
+print(teach.check("05.2", top_k_filter))
+
+# 05.3 0.5 < 0.7, 0.5 + 0.25 = 0.75 >= 0.7: the two most likely tokens stay.
 answer = 2
 print(teach.check("05.3", answer))

@@ -4,6 +4,8 @@ Run from anywhere: python notebooks/solutions/06_interpretability.py
 """
 
 from llmcore import teach
+from llmcore.corpus import load_corpus
+from llmcore.interpret.features import encode_text, top_contexts
 from llmcore.interpret.lens import logit_lens
 from llmcore.interpret.sae import load_sae
 from llmcore.run import load_run
@@ -11,14 +13,23 @@ from llmcore.run import load_run
 run = load_run("storyworld")
 sae = load_sae(run)
 
-# 06.1 The labelling is stored in the SAE file's metadata.
-answer = sae.metrics["concepts"]["golden_gate_bridge"]["feature"]
+# 06.1 The mystery feature lights up on songs, drums, melodies and "the music filled the room".
+encoded = encode_text(run, sae, load_corpus("storyworld", "val", n_chars=60_000).text)
+for c in top_contexts(encoded, run.tokenizer, teach.mystery_feature(), n=6):
+    print("".join(piece for piece, _ in c["pieces"]))
+answer = "music"
 print(teach.check("06.1", answer))
 
-# 06.2 k of d_sae features are on (the shipped SAE: 8 of 384, about 2%).
-answer = sae.cfg.k / sae.cfg.d_sae
-print(f"{sae.cfg.k} / {sae.cfg.d_sae:,} = {answer:.1%}")
-print(teach.check("06.2", answer))
+
+# 06.2 The features live in the activations: run the model on the text, encode what it carries
+# at the SAE's hook ([tokens, features]), add up over the tokens, take the largest.
+def strongest_feature(text):
+    return int(encode_text(run, sae, text).acts.sum(0).argmax())
+
+
+print(strongest_feature("The waves crashed on the beach and the ocean was blue."),
+      "fires most on an ocean sentence; the labels say", sae.metrics["concepts"]["ocean"]["feature"])
+print(teach.check("06.2", strongest_feature))
 
 # 06.3 Read the last position's top guess at every stage; the last stage is the model's answer.
 lens = logit_lens(run.model, run.tokenizer, "Once upon a", k=1)

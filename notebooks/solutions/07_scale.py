@@ -5,17 +5,23 @@ Run from anywhere: python notebooks/solutions/07_scale.py
 
 from llmcore import scale, teach
 
-# 07.1 The work (GPU-hours) stays the same; twice the GPUs take half the days.
-answer = 1_720_320 / 12_000 / 24
-print(f"{answer:.1f} days")
+# 07.1 The same GPU-hours over twice the GPUs: half the days.
+answer = scale.wall_clock_days(1_720_320, 12_000)
+print(f"{answer:.2f} days")
 print(teach.check("07.1", answer))
 
-# 07.2 Each token reads every weight once, so time per token grows with the bytes of weights.
-answer = scale.get_preset("llama-2-70b").param_count() / scale.get_preset("llama-2-7b").param_count()
-print(f"{answer:.1f}x slower")
+# 07.2 Each token reads every weight once: 3.35e12 bytes/s / (68.98e9 x 2 bytes) ~ 24 tokens/s,
+# 1.7 times the A100's bound, as the bandwidths are (3.35 / 2.0).
+n = scale.get_preset("llama-2-70b").param_count()
+answer = scale.get_accelerator("h100-sxm").mem_bandwidth / (2 * n)
+print(f"{answer:.1f} tokens/s")
 print(teach.check("07.2", answer))
 
-# 07.3 6 N D FLOPs, divided by what one A100 really does per hour (312e12 FLOP/s x 0.43 x 3600 s).
-answer = 6 * 175e9 * 300e9 / (312e12 * 0.43 * 3600)
-print(f"{answer:,.0f} GPU-hours")
-print(teach.check("07.3", answer))
+
+# 07.3 6 FLOPs per parameter per token; an A100 does 312e12 x 0.43 useful FLOPs a second.
+def gpu_hours(n_params, tokens):
+    return 6 * n_params * tokens / (312e12 * 0.43 * 3600)
+
+
+print(f"GPT-3: {gpu_hours(175e9, 300e9):,.0f} A100-hours")
+print(teach.check("07.3", gpu_hours))
