@@ -223,6 +223,7 @@ def test_notebooks_import_only_and_check_every_exercise():
     exercise_cell = re.compile(r'def (\w+)\([\w, ]*\):\n    return None  # your turn\n\n\nteach\.check\("(\d\d\.\d)", \1\)')
     for book in books:
         cells = json.loads(book.read_text())["cells"]
+        assert not [c["id"] for c in cells if "execution" in c["metadata"]], f"{book.name}: strip execution timings"
         code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
         for src in code:
             if exercise_cell.fullmatch(src):
