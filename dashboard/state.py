@@ -254,8 +254,8 @@ def chart(fig, key: str | None = None):
 
     title = fig.layout.title.text
     if title and not fig.frames and fig.layout.title.y is None:
-        main, _, sub = title.partition("<br>")
-        sub = re.sub(r"<[^>]+>", " ", sub)  # plotly's <sup>, <br> inside the subtitle
+        main, _, sub = title.partition("<br><sup>")  # a subtitle is plotly's <sup>; other <br> just wrap
+        main, sub = main.replace("<br>", " "), re.sub(r"<[^>]+>", " ", sub)
         st.markdown(f"**{md_escape(re.sub(r'<[^>]+>', ' ', main))}**"
                     + (f"  \n<small>{md_escape(sub)}</small>" if sub.strip() else ""), unsafe_allow_html=True)
         size = fig.layout.font.size or 14

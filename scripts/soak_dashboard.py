@@ -397,7 +397,7 @@ class Visitor:
 
     async def do_guess(self):
         await self.go("inference")
-        await self.commit_text("Your guess (a word, or part of one)", self.rng.choice(GUESSES), "guess", key="Enter")
+        await self.commit_text("Your guess (one word)", self.rng.choice(GUESSES), "guess", key="Enter")
         await self.click("reveal", "Reveal")
         if self.rng.random() < 0.3:
             await self.click("next_round", "Next round")
@@ -441,7 +441,8 @@ class Visitor:
             await self.do_guess()
         elif kind == "tour_next":
             await self.go("home")
-            await self.click("tour_next", "Next \u25b6")
+            # by its key: the button's name also holds its keyboard shortcut (\u2192)
+            await self.act("tour_next", self.page.locator(".st-key-tour_next button").first.click)
         elif kind == "tokenize":
             await self.go("data")
             await self.commit_text("Type or paste some text", self.rng.choice(SENTENCES), "tokenize")
