@@ -321,7 +321,7 @@ BASE_CSS = """
   overflow: visible !important; text-overflow: clip !important; overflow-wrap: anywhere; }
 [data-testid="stMetricLabel"] p { white-space: normal !important; }
 /* The tour's narration: read aloud, so as dark as the text around it. */
-blockquote p { color: inherit !important; }
+[data-testid="stMarkdownContainer"] blockquote, blockquote p { color: inherit !important; }
 @media (max-width: 700px) {
   .st-key-flow_wide { display: none !important; }
   .st-key-flow_tall { display: flex !important; }
