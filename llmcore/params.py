@@ -22,6 +22,7 @@ lying header, wrong shapes, NaN) ends in a one-line `UserError`.
 from __future__ import annotations
 
 import json
+import math
 import re
 import struct
 from pathlib import Path
@@ -331,4 +332,39 @@ def compare_dtypes(run, text: str, folder, dtypes=("fp32", "bf16", "fp16", "int8
         save_params(run.model, path, dtype=dtype, tokenizer_kind=run.tokenizer.kind)
         model, _ = load_model(path)
         rows.append({"dtype": dtype, "bytes": path.stat().st_size, **text_loss(model, run.tokenizer, text)})
+    return rows
+
+
+def dtype_differences(run, text: str, folder, dtypes=("fp32", "bf16", "fp16", "int8")) -> list[dict]:
+    """`compare_dtypes`'s rows plus each format's change in quality against fp32, with its uncertainty.
+
+    Saves and reloads the model in each format (as `llmcore.params.compare_dtypes`), scores
+    every token of `text` with each, and compares them token by token with the first format:
+    delta_bpb = the mean change in bits per byte, delta_se its standard error over tokens.
+    A change smaller than about two standard errors is noise of this text, not a better model.
+    Each row: {"dtype", "bytes", "loss", "bpb", "tokens", "delta_bpb", "delta_se"}.
+    """
+    ids = torch.tensor(run.tokenizer.encode(text), dtype=torch.long)
+    if len(ids) < 2:
+        raise UserError("the text is too short to compare formats (it needs at least two tokens)")
+    n_ctx = run.model.cfg.n_ctx
+    rows, base = [], None
+    for dtype in dtypes:
+        path = Path(folder) / f"model-{dtype}.safetensors"
+        save_params(run.model, path, dtype=dtype, tokenizer_kind=run.tokenizer.kind)
+        model, _ = load_model(path)
+        nll = []  # [n_tokens]: nats to predict each token, non-overlapping windows
+        with torch.no_grad():
+            for at in range(0, len(ids) - 1, n_ctx):
+                x, y = ids[at : at + n_ctx], ids[at + 1 : at + 1 + n_ctx]
+                logits = model(x[: len(y)][None])[0]  # [pos, d_vocab]
+                nll.append(torch.nn.functional.cross_entropy(logits.float(), y, reduction="none"))
+        nll = torch.cat(nll).double()
+        n_bytes = len(run.tokenizer.decode(ids[1 : len(nll) + 1].tolist()).encode("utf-8"))
+        bits = 1 / math.log(2) / max(1, n_bytes)  # nats of the whole text -> bits per byte
+        base = nll if base is None else base
+        diff = nll - base  # [n_tokens], paired: the same tokens scored by both
+        rows.append({"dtype": dtype, "bytes": path.stat().st_size, "loss": float(nll.mean()),
+                     "bpb": float(nll.sum()) * bits, "tokens": len(nll), "delta_bpb": float(diff.sum()) * bits,
+                     "delta_se": float(diff.std()) * math.sqrt(len(diff)) * bits if len(diff) > 1 else 0.0})
     return rows

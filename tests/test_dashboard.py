@@ -521,6 +521,28 @@ def test_long_paste_is_said_and_kept_up_to_the_limit(dash_run):
     assert "paste at most" in at.error[0].value
 
 
+def test_generation_shows_its_request_and_response_as_the_server_would(dash_run):
+    """Text in, text out: the request that reproduces the generation, and the server's own answer to it."""
+    import math
+
+    from llmcore.run import load_run
+
+    at = app("app_pages/inference.py")
+    at.number_input[0].set_value(3).run()
+    button(at, "Generate").click().run()
+    ok(at)
+    done = at.session_state["generated"][1]
+    request, response = (json.loads(j.proto.body) for j in at.get("json"))
+    assert request["prompt"] == "Mia and Tom went to the" and request["seed"] == 3 and request["logprobs"] == 5
+    choice = response["choices"][0]
+    n = request["max_tokens"]
+    tokenizer = load_run(dash_run).tokenizer
+    assert choice["text"] == tokenizer.decode([s.token_id for s in done[:n]])  # the same tokens as the step view
+    probs = [math.exp(lp) for lp in choice["logprobs"]["token_logprobs"]]
+    assert probs == pytest.approx([s.prob for s in done[:n]], abs=1e-4)  # the same probabilities
+    assert response["usage"]["completion_tokens"] == n
+
+
 def test_bad_seed_is_said_and_nothing_is_generated(dash_run):
     at = app("app_pages/inference.py")
     at.number_input[0].set_value(-3).run()

@@ -201,7 +201,7 @@ def test_dtype_figure():
 
 
 def test_dtype_differences_pair_the_tokens(run, tmp_path):
-    from llmcore.viz.params import dtype_differences
+    from llmcore.params import dtype_differences
 
     rows = dtype_differences(run, "Once upon a time, Mia went to the park. " * 20, tmp_path, ("fp32", "int8"))
     assert rows[0]["delta_bpb"] == 0 and rows[0]["delta_se"] == 0

@@ -6,6 +6,7 @@ import state
 import streamlit as st
 
 from llmcore.generate import Sampling, next_token_probs, steps
+from llmcore.serve import complete
 from llmcore.viz.common import token_html
 from llmcore.viz.inference import generation_figure, next_token_figure, sampling_data, sampling_figure
 
@@ -42,9 +43,9 @@ with state.guard():
             time.sleep(0.02)
         text_box.empty()
         bars_box.empty()
-        st.session_state["generated"] = (prompt, done)
+        st.session_state["generated"] = (prompt, done, sampling)  # the settings that made it, for the request
     if "generated" in st.session_state:
-        gen_prompt, done = st.session_state["generated"]
+        gen_prompt, done, made_with = st.session_state["generated"]
         for notice in dict.fromkeys(s.notice for s in done if s.notice):
             st.info(notice)
         st.markdown("**The text** (shaded by the probability the model gave each token it drew):")
@@ -52,6 +53,20 @@ with state.guard():
                            highlight=[0.0] + [s.prob for s in done], show_ids=False))
         st.text(gen_prompt + "".join(s.text for s in done))
         state.chart(generation_figure(done, gen_prompt, projector=P), key="generation")
+
+        st.subheader("Text in, text out")
+        st.markdown("Every inference engine you will meet (llama.cpp, vLLM, Ollama, Groq, OpenAI) takes a request "
+                    "like the one on the left and answers like the one on the right; `llmcore serve` does it for "
+                    "this model over HTTP. The `logprobs` are the probabilities above, as natural logarithms: the "
+                    "same tokens, the same numbers.")
+        request = {"model": run.name, "prompt": gen_prompt, "max_tokens": min(len(done), 20),
+                   "temperature": made_with.temperature, "top_k": made_with.top_k, "top_p": made_with.top_p,
+                   "seed": made_with.seed, "logprobs": 5}
+        left, right = st.columns(2)
+        left.caption("POST /v1/completions")
+        left.json(request)
+        right.caption("200 OK")
+        right.json(complete(run, request), expanded=3)
 
 st.header("How the knobs reshape the distribution")
 with state.guard():

@@ -5,7 +5,8 @@ import tempfile
 import state
 import streamlit as st
 
-from llmcore.viz.params import dtype_differences, dtype_figure, histogram_figure, raw_bytes_html, treemap_figure
+from llmcore.params import dtype_differences
+from llmcore.viz.params import dtype_figure, histogram_figure, raw_bytes_html, treemap_figure
 
 st.title("Parameters")
 st.markdown("Everything the model learned is a list of numbers in one file. "
