@@ -790,14 +790,6 @@ def test_shipped_steering_defaults_to_the_stored_bridge_strength(monkeypatch):
     assert mentions(steered, "golden_gate_bridge") and not mentions(plain, "golden_gate_bridge")
 
 
-def test_root_shim_and_requirements_for_hosts():
-    shim = (ROOT / "streamlit_app.py").read_text()
-    assert "dashboard" in shim and len(shim.splitlines()) <= 6
-    reqs = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")]
-    assert "torch>=2.2,<3" in reqs and ".[dashboard]" in reqs
-    assert not any("index-url" in line for line in reqs)
-
-
 def test_root_shim_runs_the_dashboard(dash_run):
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
     at.run()

@@ -1,0 +1,237 @@
+"""What a host installs and runs, proved offline (docs/hosting.md).
+
+Streamlit Community Cloud reads requirements.txt and runs the root streamlit_app.py; a school's
+server builds the Dockerfile. No registry is reached here: the tests check that the requirements
+file names PyTorch's CPU index and pins a CPU build inside the app's own ranges, that no file a
+host would read first overrides it, and they run the image's own command (from the same files,
+as a non-root user, without a network where the machine allows) and its health check. Building
+the image needs a container builder, which our machines lack.
+"""
+import json
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest's own dependency
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+PYTHONS = ("3.10", "3.11", "3.12", "3.13")  # what Community Cloud offers and the guide promises
+
+
+def requirements() -> tuple[list[str], list[str]]:
+    """requirements.txt as (options, requirement lines), comments and blanks dropped."""
+    lines = [ln.split(" #")[0].strip() for ln in (ROOT / "requirements.txt").read_text().splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    return [ln for ln in lines if ln.startswith("-")], [ln for ln in lines if not ln.startswith("-")]
+
+
+def torch_pin() -> Requirement:
+    reqs = [Requirement(ln) for ln in requirements()[1] if ln.startswith("torch")]
+    assert len(reqs) == 1, reqs
+    return reqs[0]
+
+
+def pinned_version() -> Version:
+    (spec,) = torch_pin().specifier
+    return Version(spec.version)
+
+
+def linux(python: str) -> dict:
+    return {"sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64",
+            "python_version": python, "python_full_version": python + ".0"}
+
+
+def test_requirements_name_the_cpu_index_and_pin_a_cpu_torch():
+    options, reqs = requirements()
+    # PyTorch's CPU index added beside PyPI, never replacing it (--index-url would).
+    assert options == [f"--extra-index-url {CPU_INDEX}"]
+    assert reqs[-1] == ".[dashboard]"  # the app itself, from this folder, with the dashboard's extra
+    pin = torch_pin()
+    (spec,) = pin.specifier
+    assert spec.operator == "==" and pinned_version().local == "cpu", spec  # only the CPU index has +cpu builds
+    for python in PYTHONS:  # Community Cloud and the container run Linux: the pin applies on each Python
+        assert pin.marker.evaluate(linux(python))
+    # macOS has no +cpu wheels (its default wheel has no CUDA): there pyproject.toml's range applies.
+    assert not pin.marker.evaluate({**linux("3.12"), "sys_platform": "darwin", "platform_system": "Darwin"})
+
+
+def test_pinned_torch_fits_the_apps_own_ranges():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pinned = pinned_version()
+    for python in PYTHONS:
+        assert Version(python) in Requirement(f"python{pyproject['requires-python']}").specifier
+    deps = [Requirement(d) for d in pyproject["dependencies"] + pyproject["optional-dependencies"]["dashboard"]]
+    (torch_range,) = [d.specifier for d in deps if d.name == "torch"]
+    assert torch_range.contains(pinned), (torch_range, pinned)
+    # Every installed dependency that itself asks for torch (TransformerLens) accepts the pin.
+    asked = 0
+    for dep in deps:
+        for line in metadata.requires(dep.name) or []:
+            req = Requirement(line)
+            if req.name == "torch" and (req.marker is None or req.marker.evaluate({**linux("3.12"), "extra": ""})):
+                assert req.specifier.contains(pinned, prereleases=True), (dep.name, line)
+                asked += 1
+    assert asked >= 1  # transformer-lens names torch
+
+
+def test_the_pinned_build_is_this_machines_torch_and_pulls_no_cuda():
+    """The pinned build is the one every test here runs on; its own metadata names no CUDA package."""
+    installed = Version(metadata.version("torch"))
+    if installed != pinned_version():
+        pytest.skip(f"this machine has torch {installed}, the host pin is {pinned_version()}")
+    meta = metadata.metadata("torch")
+    for python in PYTHONS:
+        assert Version(python) in Requirement(f"python{meta['Requires-Python']}").specifier
+    for line in meta.get_all("Requires-Dist") or []:
+        req = Requirement(line)
+        applies = req.marker is None or req.marker.evaluate({**linux("3.12"), "extra": ""})
+        assert not (applies and re.match(r"nvidia|triton|cuda", req.name)), line
+
+
+def test_no_file_a_host_reads_first_overrides_requirements():
+    # Community Cloud takes the first of uv.lock, Pipfile, environment.yml, requirements.txt,
+    # pyproject.toml, looking beside the entry file (the repository root here).
+    for name in ("uv.lock", "Pipfile", "Pipfile.lock", "environment.yml", "environment.yaml"):
+        assert not (ROOT / name).exists(), f"{name} would be read instead of requirements.txt"
+    shim = (ROOT / "streamlit_app.py").read_text()
+    assert "dashboard" in shim and len(shim.splitlines()) <= 6
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["browser"]["gatherUsageStats"] is False  # honoured everywhere but Community Cloud
+
+
+# --- the container --------------------------------------------------------------------------
+
+def dockerfile() -> list[tuple[str, str]]:
+    """The Dockerfile as (INSTRUCTION, arguments), continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", (ROOT / "Dockerfile").read_text())
+    steps = [ln.split(None, 1) for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return [(s[0].upper(), s[1].strip()) for s in steps]
+
+
+def instruction(name: str) -> list[str]:
+    return [args for op, args in dockerfile() if op == name]
+
+
+def test_dockerfile_builds_what_the_host_builds():
+    (base,) = instruction("FROM")
+    assert re.fullmatch(r"python:3\.1[0-3]-slim", base), base
+    runs = " ".join(instruction("RUN"))
+    assert "pip install" in runs and "-r requirements.txt" in runs  # the same file Community Cloud reads
+    assert "+cpu" in runs  # the build fails unless torch is the CPU build
+    (user,) = instruction("USER")
+    assert user not in ("root", "0") and f"useradd --create-home --uid 10001 {user}" in runs
+    (health,) = instruction("HEALTHCHECK")
+    assert "/_stcore/health" in health
+    sources = [a.split()[:-1] for a in instruction("COPY")]
+    for src in (s for group in sources for s in group):
+        assert (ROOT / src).exists(), src
+    ignored = {ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines() if ln.strip()}
+    assert not ignored & {s for group in sources for s in group}
+    cmd = json.loads(instruction("CMD")[0])
+    assert cmd[:3] == ["streamlit", "run", "streamlit_app.py"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def image_env() -> dict:
+    env = {}
+    for args in instruction("ENV"):
+        env.update(kv.split("=", 1) for kv in shlex.split(args))
+    return env
+
+
+def as_the_image_runs(argv: list[str], home: Path) -> tuple[list[str], bool]:
+    """argv as a non-root user (uid 65534) with no network but loopback, where this machine allows.
+
+    Returns the command and whether it runs in a network namespace of its own."""
+    if os.geteuid() != 0 or not all(shutil.which(t) for t in ("setpriv", "unshare", "ip", "nsenter")):
+        return argv, False
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+        return argv, False
+    os.chown(home, 65534, 65534)
+    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
+    # unshare execs sh, which execs setpriv, which execs streamlit: one pid throughout.
+    return ["unshare", "-n", "sh", "-c", "ip link set lo up && exec " + shlex.join(drop)], True
+
+
+@pytest.mark.slow
+def test_the_images_command_serves_as_a_non_root_user_offline():
+    """The image's files in a fresh folder, its ENV and CMD, its user kind, no network: healthy."""
+    app, home = Path(tempfile.mkdtemp(prefix="llmcore-image-")), Path(tempfile.mkdtemp(prefix="llmcore-home-"))
+    try:
+        for args in instruction("COPY"):
+            *srcs, _dest = args.split()
+            for src in srcs:
+                (shutil.copytree if (ROOT / src).is_dir() else shutil.copy2)(ROOT / src, app / src)
+        for path in [app, *app.rglob("*")]:  # root owns the image's files; its user only reads them
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        port = free_port()
+        cmd = [a.replace("8501", str(port)) for a in json.loads(instruction("CMD")[0])]
+        bin_dir = str(Path(sys.executable).parent)
+        cmd[0] = str(Path(bin_dir) / cmd[0])  # the venv's streamlit, as the image's is on its PATH
+        env = {**os.environ, **image_env(), "HOME": str(home), "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
+        env.pop("LLMCORE_DASHBOARD_RUN", None)  # the shipped run, as in the image
+        argv, namespaced = as_the_image_runs(cmd, home)
+        server = subprocess.Popen(argv, cwd=app, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+        def inside(probe: list[str]) -> int:  # run a probe where the server's loopback is
+            ns = ["nsenter", "-t", str(server.pid), "-n"] if namespaced else []
+            return subprocess.run([*ns, *probe], capture_output=True, timeout=30).returncode
+
+        (check,) = instruction("HEALTHCHECK")
+        probe = [a.replace("8501", str(port)) for a in json.loads(check[check.index("CMD") + 3:].strip())]
+        probe[0] = sys.executable if probe[0] == "python" else probe[0]
+        ok_body = f"import urllib.request as u; assert u.urlopen('http://127.0.0.1:{port}/_stcore/health').read() == b'ok'"
+        page = f"import urllib.request as u; assert b'<html' in u.urlopen('http://127.0.0.1:{port}/').read().lower()"
+        try:
+            deadline = time.time() + 90
+            while time.time() < deadline and server.poll() is None and inside(probe) != 0:
+                time.sleep(1)
+            assert server.poll() is None, server.stdout.read()[-3000:]
+            assert inside(probe) == 0  # the image's own HEALTHCHECK command passes
+            assert inside([sys.executable, "-c", ok_body]) == 0 and inside([sys.executable, "-c", page]) == 0
+            if namespaced:  # and the server runs as the unprivileged user
+                assert Path(f"/proc/{server.pid}").stat().st_uid == 65534
+            # The pages themselves, from the same files, user and (lack of) network: the shipped
+            # model loads and generates with nothing fetched.
+            script = (
+                "from streamlit.testing.v1 import AppTest\n"
+                "at = AppTest.from_file('streamlit_app.py', default_timeout=240)\n"
+                "at.run()\n"
+                "for page in ('dashboard/app_pages/model.py', 'dashboard/app_pages/inference.py'):\n"
+                "    at.switch_page(page); at.run()\n"
+                "    assert not at.exception and not at.error, (page, [e.value for e in [*at.exception, *at.error]])\n"
+                "print('pages ok')\n"
+            )
+            pages = subprocess.run(as_the_image_runs([sys.executable, "-c", script], home)[0], cwd=app, env=env,
+                                   capture_output=True, text=True, timeout=400)
+            assert pages.stdout.strip().endswith("pages ok"), pages.stderr[-3000:]
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    finally:
+        shutil.rmtree(app, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
