@@ -1,7 +1,7 @@
 # The llmcore dashboard for a school's own server: CPU-only torch, a non-root user, the
 # pretrained "storyworld" run baked in (it ships inside the llmcore package), and nothing
 # fetched from the network once the image is built. docs/hosting.md explains each choice.
-#   docker build -t llmcore . && docker run -d --restart unless-stopped -p 8501:8501 llmcore
+#   docker build -t llmcore . && docker run -d --restart unless-stopped --name llmcore -p 8501:8501 llmcore
 FROM python:3.12-slim
 
 # No bytecode files, logs straight out, no pip cache; Hugging Face libraries (pulled in by

@@ -235,3 +235,14 @@ def test_the_images_command_serves_as_a_non_root_user_offline():
     finally:
         shutil.rmtree(app, ignore_errors=True)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_guide_shows_what_the_files_hold():
+    guide = (ROOT / "docs" / "hosting.md").read_text()
+    for line in requirements()[0] + requirements()[1]:  # the requirements file's lines, as the host reads them
+        assert line in guide, line
+    (run,) = [ln for ln in guide.splitlines() if ln.startswith("docker build")]
+    assert run in (ROOT / "Dockerfile").read_text()  # the one-line command, same as the Dockerfile's header
+    (port,) = instruction("EXPOSE")
+    assert f"-p {port}:{port}" in run and f"--server.port={port}" in json.loads(instruction("CMD")[0])
+    assert "`streamlit_app.py`" in guide and "docs/hosting.md" in (ROOT / "README.md").read_text()
