@@ -5,6 +5,7 @@ import time
 import state
 import streamlit as st
 
+from llmcore.errors import UserError
 from llmcore.generate import Sampling, next_token_probs, steps
 from llmcore.serve import complete
 from llmcore.viz.common import token_html
@@ -62,11 +63,16 @@ with state.guard():
         request = {"model": run.name, "prompt": gen_prompt, "max_tokens": min(len(done), 20),
                    "temperature": made_with.temperature, "top_k": made_with.top_k, "top_p": made_with.top_p,
                    "seed": made_with.seed, "logprobs": 5}
-        left, right = st.columns(2)
-        left.caption("POST /v1/completions")
-        left.json(request)
-        right.caption("200 OK")
-        right.json(complete(run, request), expanded=3)
+        try:
+            response = complete(run, request)
+        except UserError as e:  # a server refuses a prompt longer than the context; generate slides instead
+            st.info(f"A server would answer this request with an error: {e}. (The page slides the window instead.)")
+        else:
+            left, right = st.columns(2)
+            left.caption("POST /v1/completions")
+            left.json(request)
+            right.caption("200 OK")
+            right.json(response, expanded=3)
 
 st.header("How the knobs reshape the distribution")
 with state.guard():

@@ -256,4 +256,6 @@ def embedding_figure(timeline: list[dict], *, projector: bool = False):
     fig.update_layout(height=600)
     apply_theme(fig, title=f"Token embeddings at step {rows[0]['step']:,}", projector=projector)
     fig.update_layout(margin={"b": 140})
+    if projector:  # large type: the legend goes in a row above the plot, where it can wrap, not off the side
+        fig.update_layout(legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"})
     return fig
