@@ -10,13 +10,16 @@ All computing happens in llmcore; nothing here does more than choose and cache.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from pathlib import Path
 
 import streamlit as st
 
-from llmcore.errors import UserError
+from llmcore.errors import EXIT_BUG, UserError, explain
+
+log = logging.getLogger(__name__)
 
 RUN_ENV = "LLMCORE_DASHBOARD_RUN"  # a run directory to show instead of the shipped "storyworld"
 PROMPT_CHARS = 500  # the longest prompt a widget takes
@@ -297,11 +300,23 @@ def seed_input(widget, key: str | None = None) -> int | None:
 
 @contextlib.contextmanager
 def guard():
-    """Show bad input as a one-line st.error, and carry on with the rest of the page."""
+    """Show what went wrong as one line (st.error) and carry on with the rest of the page.
+
+    The dashboard's error boundary, the same as the CLI's (`llmcore.errors.explain`): bad input,
+    unreadable files, a full disk or too little memory become one line a visitor can act on;
+    anything else is a bug, said as one line here and logged with its traceback on the server.
+    (Streamlit's st.rerun / st.stop are BaseExceptions, so they pass through untouched.)
+    """
     try:
         yield
     except UserError as e:
         st.error(str(e).splitlines()[0] if str(e) else "that input cannot be used", icon="\u26a0\ufe0f")
+    except Exception as e:
+        code, line = explain(e)
+        if code == EXIT_BUG:
+            log.exception("dashboard: unexpected error")
+            line = f"Something went wrong inside llmcore ({type(e).__name__}). This is a bug; please report it."
+        st.error(line, icon="\u26a0\ufe0f")
 
 
 def page_link(stage: str, label: str | None = None):

@@ -749,6 +749,28 @@ def test_errors_are_one_line_never_tracebacks(dash_run):
     assert 'showErrorDetails = "none"' in config and "gatherUsageStats = false" in config
 
 
+@pytest.mark.parametrize("error,said", [
+    ("MemoryError()", "out of memory"),
+    ("OSError(28, 'No space left on device', '/tmp/x')", "no space left on the disk"),
+    ("FileNotFoundError(2, 'No such file or directory', 'runs/gone')", "runs/gone"),
+    ("UnicodeEncodeError('utf-8', '\\ud800', 0, 1, 'surrogates not allowed')", "not valid UTF-8"),
+    ("ZeroDivisionError('division by zero')", "This is a bug; please report it"),
+])
+def test_the_dashboard_boundary_is_the_clis(dash_run, error, said):
+    """Any failure inside a widget is one line (the CLI's wording), the page goes on, and st.stop still works."""
+    at = AppTest.from_string(
+        "import sys; sys.path.insert(0, {!r})\n"
+        "import state, streamlit as st\n"
+        "with state.guard():\n    raise {}\n"
+        "st.write('after')\n"
+        "with state.guard():\n    st.stop()\n"
+        "st.write('never')\n".format(str(ROOT / "dashboard"), error), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and said in at.error[0].value and "\n" not in at.error[0].value
+    assert [m.value for m in at.markdown] == ["after"]
+
+
 def test_missing_run_says_how_to_build_it(dash_run, tmp_path):
     os.environ["LLMCORE_DASHBOARD_RUN"] = str(tmp_path / "nothing")
     try:
