@@ -319,6 +319,18 @@ def guard():
         st.error(line, icon="\u26a0\ufe0f")
 
 
+def table(rows, **kwargs):
+    """A table of rows: a data grid on a screen, a text table on a projector.
+
+    The data grid draws on a canvas at a fixed size, so projector mode's larger type never
+    reaches it; a text table grows with the page.
+    """
+    if projector():
+        st.table(rows)
+    else:
+        st.dataframe(rows, hide_index=True, **kwargs)
+
+
 def page_link(stage: str, label: str | None = None):
     """A link to the page that teaches `stage` (mermaid links do not work in st.mermaid_chart)."""
     page = PAGES.get(stage)

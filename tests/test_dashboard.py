@@ -213,6 +213,12 @@ def test_projector_mode_enlarges_type_and_charts(dash_run):
     at.switch_page("app_pages/inference.py")
     at.run()
     assert charts(at)[0]["layout"]["font"]["size"] == 24
+    at.switch_page("app_pages/data.py")  # tables: a data grid keeps its size, a text table grows with the type
+    at.run()
+    ok(at)
+    assert len(at.table) == 1 and not at.dataframe
+    at.sidebar.toggle[0].set_value(False).run()
+    assert len(at.dataframe) == 1 and not at.table
 
 
 # --- data -----------------------------------------------------------------------------------

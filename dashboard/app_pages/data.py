@@ -37,8 +37,8 @@ with st.spinner("Counting the corpora\u2026"):
     for name in CORPORA:
         with state.guard():
             stats[name] = state.corpus_stats(name, tok, state.tokenizer_key(tok))
-st.dataframe([{"corpus": n, **{k: round(v, 2) if isinstance(v, float) else v for k, v in s.items()}}
-              for n, s in stats.items()], hide_index=True)
+state.table([{"corpus": n, **{k: round(v, 2) if isinstance(v, float) else v for k, v in s.items()}}
+             for n, s in stats.items()])
 which = st.selectbox("Read the start of a corpus", list(CORPORA))
 st.text(state.corpus_head(which, 600))
 

@@ -36,7 +36,7 @@ state.chart(histogram_figure(info, log_y=log_y, projector=P), key="hist")
 
 st.header("Where they live")
 state.chart(treemap_figure(run.model.cfg, projector=P), key="tree")
-st.dataframe(info["tensors"], hide_index=True, height=240)
+state.table(info["tensors"], height=240)
 
 
 @st.cache_data(max_entries=4, show_spinner="Saving the model four ways and measuring each\u2026")
@@ -61,6 +61,5 @@ if st.button("Compare fp32 / bf16 / fp16 / int8") or st.session_state.get("dtype
                     + (f"For {', '.join(noise)} the change is smaller than its error bar: on this text it is "
                        "noise, neither better nor worse than fp32. " if noise else "")
                     + "Each bar compares the same tokens, scored by both files.")
-        st.dataframe([{"format": r["dtype"], "bytes": r["bytes"], "bits per byte": round(r["bpb"], 5),
-                       "change vs fp32": f"{r['delta_bpb']:+.5f} \u00b1 {2 * r['delta_se']:.5f}"} for r in rows],
-                      hide_index=True)
+        state.table([{"format": r["dtype"], "bytes": r["bytes"], "bits per byte": round(r["bpb"], 5),
+                      "change vs fp32": f"{r['delta_bpb']:+.5f} \u00b1 {2 * r['delta_se']:.5f}"} for r in rows])

@@ -33,9 +33,9 @@ with state.guard():
             col.metric(cell["label"], cell["text"], cell["delta"], delta_color="off", help=cell["help"])
     st.caption(" ".join(c["help"] for c in cells if c["key"] in ("n_params", "file_size")))
     with st.expander("Inputs, their sources, and every result"):
-        st.dataframe([{"quantity": k, "value": f"{q['value']:,.4g}" if isinstance(q["value"], (int, float)) else str(q["value"]),
+        state.table([{"quantity": k, "value": f"{q['value']:,.4g}" if isinstance(q["value"], (int, float)) else str(q["value"]),
                        "unit": q["unit"], "basis": q.get("basis", "")}
-                      for k, q in {**est["inputs"], **est["results"]}.items()], hide_index=True)
+                     for k, q in {**est["inputs"], **est["results"]}.items()])
         for key, source in est["sources"].items():
             st.caption(f"**{key}**: {source}")
 
@@ -44,10 +44,7 @@ check = llama2_70b_check()
 claims = [{"claim": c["claim"], "computed": f"{c['computed']:,.4g}", "reported": f"{c['reported']:,.4g}",
            "unit": c["unit"], "off by": f"{c['rel_error']:.1%}", "ok": "\u2714" if c["ok"] else "\u2718",
            "how": c["how"]} for c in check["claims"]]
-if P:  # a table of text grows with the type; the data grid draws on a canvas at a fixed size
-    st.table(claims)
-else:
-    st.dataframe(claims, hide_index=True)
+state.table(claims)
 imp = check["implied"]
 st.caption(f"Implied by the paper: MFU {imp['mfu']:.3f}, ${imp['price_per_gpu_hour']:.2f} per GPU-hour, "
            f"{imp['bytes_per_token']:.1f} bytes per token.")
@@ -75,4 +72,4 @@ with state.guard():
         state.chart(compression_figure(comp, projector=P), key="compress")
         rows = [{"method": k, "bytes": v.get("bytes"), "bits per byte": round(v.get("bits_per_byte", 0), 3)}
                 for k, v in comp.get("methods", {}).items()]
-        st.dataframe(rows, hide_index=True)
+        state.table(rows)
