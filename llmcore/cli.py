@@ -311,6 +311,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+TRAIN_EXAMPLES = """\
+examples:
+  the story world with the shipped recipe (4,000 steps):
+    llmcore train --out runs/mine
+  your own text, one token per character (a novel, a play, song lyrics):
+    llmcore train --corpus my.txt --tokenizer char --out runs/my-text
+  in the time you have: warm-up and decay fit 2 minutes, ending on --min-lr:
+    llmcore train --corpus my.txt --tokenizer char --max-seconds 120 --out runs/two-minutes
+  resume a run that was stopped or killed, from its last checkpoint:
+    llmcore train --out runs/mine --resume
+  data-parallel over 2 processes (each takes half of every batch):
+    torchrun --standalone --nproc_per_node 2 -m llmcore.cli train --out runs/ddp
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     from llmcore.train import TrainConfig
 
@@ -334,19 +349,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print JSON")
 
     t = command("train", cmd_train, "pre-train a GPT and write a run directory")
-    t.add_argument("--out", required=True, help="the run directory to write")
-    t.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
+    t.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the examples' lines
+    t.epilog = TRAIN_EXAMPLES
+    t.add_argument("--out", required=True, help="the run directory to write (required)")
+    t.add_argument("--resume", action="store_true", help="continue the unfinished run in --out from its last "
+                   "checkpoint, with the same settings (a time budget keeps its schedule)")
     t.add_argument("--force", action="store_true", help="start over in an --out that holds a run: its model, SAE "
                    "and checkpoint are deleted once the new run is ready to start, then replaced")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     defaults = TrainConfig()
-    helps = {"corpus": "storyworld, python-docs or a path", "tokenizer": "bpe, char, or a tokenizer.json",
-             "preset": "model shape: nano, micro, storyworld, small-10m, medium-100m, gpt2-124m"}
-    for f in fields(TrainConfig):
+    for f in fields(TrainConfig):  # one flag per config field; its help is the field's own sentence
         kind = type(getattr(defaults, f.name))
         kind = {type(None): float if f.name == "max_seconds" else int}.get(kind, kind)
         t.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
-                       help=f"{helps.get(f.name, f.name.replace('_', ' '))} (default: {getattr(defaults, f.name)})")
+                       help=f"{f.metadata['help']} (default: {getattr(defaults, f.name)})")
 
     g = command("generate", cmd_generate, "continue a prompt with a trained model")
     g.add_argument("run", help="a run directory or a shipped run name (e.g. storyworld)")

@@ -5,14 +5,16 @@ The loop is nanoGPT's, told step by step:
     1. cut the corpus into tokens, once
     2. draw a batch of random windows; the target of each token is the token after it
     3. forward, cross-entropy loss, backward; clip the gradient; AdamW step
-    4. the learning rate warms up, then decays along a cosine
+    4. the learning rate warms up, then decays along a cosine: over the steps, or over a
+       time budget by the wall clock (llmcore/schedule.py)
     5. now and then: measure loss on held-out text (in nats/token and bits per byte),
        write a sample to the timeline, and checkpoint everything needed to resume
 
 Progress leaves as `TrainEvent`s to callbacks (a tqdm bar in the CLI, a chart in the
 dashboard). A checkpoint holds the weights, the optimizer's moments, the data
-sampler's random state and the step, in one safetensors file written atomically, so a
-killed run resumes to exactly the losses it would have had. Under `torchrun` the same
+sampler's random state, the step and the seconds trained, in one safetensors file
+written atomically, so a killed run resumes to exactly the losses it would have had (a
+run by steps; a run on a time budget resumes its schedule at the time it had reached). Under `torchrun` the same
 loop trains data-parallel: each process takes its slice of the global batch and
 DistributedDataParallel averages the gradients (see docs/architecture.md).
 """
@@ -42,40 +44,72 @@ from llmcore.files import (
 from llmcore.model import GPT, config_from_preset, loss_fn
 from llmcore.params import save_params
 from llmcore.run import METRICS_FILE, MODEL_FILE, SAE_FILE, TIMELINE_FILE, TOKENIZER_FILE, read_jsonl
+from llmcore.schedule import BudgetClock, lr_at
 
 log = logging.getLogger(__name__)
 CHECKPOINT_FILE = "checkpoint.safetensors"
-TIMELINE_PROMPTS = ("Once upon a time", "Mia went to the", "\n")
+TIMELINE_PROMPTS = ("Once upon a time", "Mia went to the", "\n")  # the story world's; other texts give their own
 EARLY_SAMPLES = (10, 25, 50, 100)  # extra timeline points where the model changes fastest
 TIMELINE_TOKENS = 60  # how many frequent tokens the timeline's embedding map follows
 
 
+def _opt(default, help: str):
+    """A config field with its help sentence: one text for the dataclass and `llmcore train --help`."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
-    """Everything that decides a training run. Same config + same seed = same weights."""
+    """Everything that decides a training run. Same config + same seed = same weights (by steps).
 
-    corpus: str = "storyworld"  # a built-in corpus name or a path to .txt file(s)
-    n_chars: int | None = None  # cut the training text to this many characters (None = all)
-    tokenizer: str = "bpe"  # "bpe", "char", or a path to an existing tokenizer.json
-    vocab_size: int = 1024  # BPE vocabulary size (ignored for char)
-    preset: str = "storyworld"  # model shape, see llmcore.model.PRESETS
-    n_ctx: int | None = None  # override the preset's context length
-    steps: int = 4000  # optimizer steps
-    batch_size: int = 12  # windows per step (the global batch); small batches, many steps win on a CPU
-    grad_accum: int = 1  # split each batch into this many micro-batches (same maths, less memory)
-    lr: float = 5e-3  # peak learning rate (benchmarks/bench_recipe.py chose batch and lr together)
-    min_lr: float = 3e-4  # the cosine decays to this
-    warmup: int = 50  # steps of linear warm-up
-    weight_decay: float = 0.1  # AdamW decay on matrices (not on biases, norms or positions)
-    grad_clip: float = 1.0  # clip the global gradient norm (0 = off)
-    eval_every: int = 200  # measure validation loss every this many steps
-    eval_batches: int = 4  # how many batches of validation windows to average
-    sample_every: int = 500  # write samples to the timeline every this many steps
-    checkpoint_every: int = 500  # checkpoint every this many steps (0 = only at the end)
-    seed: int = 0  # one seed for the weights, the data order and the samples
-    device: str = "auto"  # "auto", "cpu", "cuda", "mps"
-    save_dtype: str = "fp16"  # dtype of the final model.safetensors (2 bytes per parameter)
-    max_seconds: float | None = None  # stop early (and save) after this much time
+    Each field's `metadata["help"]` says its unit, what it changes and (with its default)
+    is the `llmcore train --<field>` help text.
+    """
+
+    corpus: str = _opt("storyworld", "the text to learn from: storyworld (the built-in story world), python-docs, "
+                       "or a path to a .txt file or a folder of them")
+    n_chars: int | None = _opt(None, "characters of training text to keep, from the start (None: all of it); "
+                               "less text trains the tokenizer faster and repeats sooner")
+    tokenizer: str = _opt("bpe", "bpe (learned subwords), char (one token per character: best for a small text), "
+                          "or the path of an existing tokenizer.json")
+    vocab_size: int = _opt(1024, "tokens in a learned BPE vocabulary (ignored by char); larger means shorter "
+                           "sequences but a bigger embedding to learn")
+    preset: str = _opt("storyworld", "the model's shape (layers, width, heads, context): nano, micro, storyworld, "
+                       "small-10m, medium-100m, gpt2-124m")
+    n_ctx: int | None = _opt(None, "context length in tokens, overriding the preset's: how far back the model "
+                             "can look (None: the preset's)")
+    steps: int = _opt(4000, "optimizer steps: the length of the learning-rate schedule, or its cap when "
+                      "--max-seconds sets a time budget")
+    batch_size: int = _opt(12, "windows of text per step (the global batch); small batches and many steps "
+                           "win on a CPU (benchmarks/bench_recipe.py)")
+    grad_accum: int = _opt(1, "split each batch into this many micro-batches run one after another: the same "
+                           "maths in less memory, slower")
+    lr: float = _opt(5e-3, "peak learning rate, reached after warm-up (chosen with --batch-size by "
+                     "benchmarks/bench_recipe.py); too high diverges, too low learns slowly")
+    min_lr: float = _opt(3e-4, "the learning rate's floor: the cosine decays to it at the last step or as the "
+                         "time budget runs out")
+    warmup: int = _opt(50, "steps of linear warm-up from near 0 to --lr (with a time budget: the same share "
+                       "of the budget, warmup/steps, if that comes first)")
+    weight_decay: float = _opt(0.1, "AdamW's decay on weight matrices (not on biases, norms or positions); "
+                               "pulls unused weights towards 0")
+    grad_clip: float = _opt(1.0, "largest global gradient norm a step may use (0: no clipping); guards "
+                            "against a spike throwing the model off")
+    eval_every: int = _opt(200, "steps between measurements of held-out loss (metrics.jsonl's val_loss, "
+                           "val_bpb); each costs --eval-batches forward passes")
+    eval_batches: int = _opt(4, "batches of held-out windows averaged per measurement; more is steadier "
+                             "and slower")
+    sample_every: int = _opt(500, "steps between samples written to the timeline (timeline.jsonl), besides "
+                             "steps 10, 25, 50, 100 and the last")
+    checkpoint_every: int = _opt(500, "steps between checkpoints that --resume continues from (0: none "
+                                 "until the end)")
+    seed: int = _opt(0, "one seed for the weights, the data order and the samples: same seed and settings, "
+                     "same weights (runs by steps)")
+    device: str = _opt("auto", "where to train: auto (a GPU if there is one), cpu, cuda or mps")
+    save_dtype: str = _opt("fp16", "number format of the final model.safetensors: fp16 or bf16 (2 bytes a "
+                           "parameter), fp32 (4), int8 (1, quantised)")
+    max_seconds: float | None = _opt(None, "a time budget in seconds for the whole run: the learning rate warms "
+                                     "up and decays over it, reaching --min-lr as time runs out (None: train "
+                                     "--steps steps)")
 
     def __post_init__(self):
         """Refuse impossible settings here, before any data is read or memory taken (CLI, notebooks, dashboard)."""
@@ -149,14 +183,6 @@ class TrainEvent:
     info: dict = field(default_factory=dict)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to `lr`, then a cosine down to `min_lr` at the last step."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
 def _flag(name: str) -> str:
     """A TrainConfig field as the CLI flag that sets it: "grad_clip" -> "--grad-clip"."""
     return "--" + name.replace("_", "-")
@@ -189,6 +215,7 @@ class Data:
     val: torch.Tensor  # [n_val_tokens]
     val_bytes_per_token: float
     corpus_name: str
+    prompts: tuple = TIMELINE_PROMPTS  # what the timeline asks the model to continue as it learns
 
 
 def prepare_data(cfg: TrainConfig) -> Data:
@@ -204,7 +231,26 @@ def prepare_data(cfg: TrainConfig) -> Data:
         tok = load_tokenizer(cfg.tokenizer)
     train_ids = torch.tensor(tok.encode(train_text), dtype=torch.long)
     val_ids = torch.tensor(tok.encode(val_text), dtype=torch.long)
-    return Data(tok, train_ids, val_ids, len(val_text.encode("utf-8")) / max(1, len(val_ids)), cfg.corpus)
+    prompts = TIMELINE_PROMPTS if cfg.corpus == "storyworld" else text_prompts(train_text)
+    return Data(tok, train_ids, val_ids, len(val_text.encode("utf-8")) / max(1, len(val_ids)), cfg.corpus, prompts)
+
+
+def text_prompts(text: str, n: int = 3, n_words: int = 3) -> tuple[str, ...]:
+    """Timeline prompts from a text's own openings: the first words of `n` lines spread through it.
+
+    A line qualifies when it has at least `n_words` words and starts with a capital
+    (a sentence or a verse, not a page number); the first, the middle and the last such
+    line give the prompts, so a title page does not give them all. Example:
+    "THE TEMPEST\n\nAct I\nOn a ship at sea, a storm\n...\nFull fathom five thy father lies"
+    -> ("On a ship", ..., "Full fathom five").
+    """
+    lines = [ln.split() for ln in text.splitlines()]
+    lines = [w for w in lines if len(w) >= n_words and w[0][:1].isupper() and not w[0].isupper()] \
+        or [w for w in lines if w]
+    if not lines:
+        return (text[:20] or "\n",)
+    picks = [lines[round(i * (len(lines) - 1) / max(1, n - 1))] for i in range(n)]
+    return tuple(dict.fromkeys(" ".join(w[:n_words]) for w in picks))  # in order, no repeats
 
 
 def get_batch(data: torch.Tensor, batch: int, n_ctx: int, gen: torch.Generator):
@@ -297,6 +343,7 @@ def _checkpoint_plan(path: Path, model, gen: torch.Generator) -> dict:
         ok = (isinstance(info, dict) and type(info.get("step")) is int and info["step"] >= 0
               and isinstance(info.get("opt_steps"), dict) and type(info.get("tokens_seen")) is int
               and isinstance(info.get("train_config", {}), dict)
+              and _schedule_ok(info.get("schedule", {"planned_seconds": None, "used_seconds": 0.0}))
               and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in info["opt_steps"].values()))
     except (KeyError, ValueError, TypeError, RecursionError):
         ok = False
@@ -318,6 +365,18 @@ def _checkpoint_plan(path: Path, model, gen: torch.Generator) -> dict:
             raise UserError(f"{not_ours}: it {what} tensor {name!r:.60} ({got} vs {want.get(name)}); "
                             "resume only the run that wrote it, or start again without --resume")
     return info
+
+
+def _schedule_ok(sched) -> bool:
+    """A checkpoint's schedule record: seconds planned (None for a run by steps) and used so far.
+
+    Checkpoints written before time budgets were schedules lack it: they resume by steps.
+    """
+    def seconds(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v < 1e9
+
+    return (isinstance(sched, dict) and seconds(sched.get("used_seconds"))
+            and (sched.get("planned_seconds") is None or seconds(sched["planned_seconds"]) and sched["planned_seconds"] > 0))
 
 
 def load_checkpoint(path: Path, model, opt, gen: torch.Generator) -> dict:
@@ -475,11 +534,14 @@ def _train_locked(cfg, out, rank, world, device, callbacks, resume, force, data,
     gen = torch.Generator().manual_seed(cfg.seed + 1)  # the data order
 
     start_step, tokens_seen = 0, 0
+    planned, used_before = None, 0.0  # the time budget's schedule (None: by steps) and seconds trained
     if resume:
         meta = load_checkpoint(ckpt, model, opt, gen)
         if meta.get("train_config", {}) | {"max_seconds": None} != cfg.to_dict() | {"max_seconds": None}:
             raise UserError(f"{out}: the checkpoint was made with different settings; resume with the same ones")
         start_step, tokens_seen = meta["step"], meta["tokens_seen"]
+        sched = meta.get("schedule", {})  # the schedule the run started with, whatever --max-seconds says now
+        planned, used_before = sched.get("planned_seconds"), float(sched.get("used_seconds", 0.0))
         if rank == 0:
             _truncate_jsonl(out / METRICS_FILE, start_step)
             _truncate_jsonl(out / TIMELINE_FILE, start_step)
@@ -504,13 +566,14 @@ def _train_locked(cfg, out, rank, world, device, callbacks, resume, force, data,
 
     def checkpoint(step):
         if rank == 0:
-            extra = {"tokens_seen": tokens_seen, "train_config": cfg.to_dict()}
+            extra = {"tokens_seen": tokens_seen, "train_config": cfg.to_dict(),
+                     "schedule": {"planned_seconds": clock.planned, "used_seconds": clock.used()}}
             save_checkpoint(ckpt, model, opt, gen, step, extra)
 
     frequent = torch.bincount(data.train, minlength=tok.vocab_size).argsort(descending=True)[:TIMELINE_TOKENS].tolist()
 
     def record_sample(step):
-        samples = timeline_samples(model, tok)
+        samples = timeline_samples(model, tok, data.prompts)
         if rank == 0:
             row = {"step": step, "tokens_seen": tokens_seen, "samples": samples,
                    "embedding_2d": embedding_map(model, tok, frequent)}
@@ -522,11 +585,23 @@ def _train_locked(cfg, out, rank, world, device, callbacks, resume, force, data,
     emit(TrainEvent("start", start_step, cfg.steps, info={"n_params": model.n_params(), "device": str(device), "world_size": world}))
     if start_step == 0:
         record_sample(0)
+    if cfg.max_seconds and not resume:
+        # A time budget is a schedule: it spans what is left of the budget after the set-up
+        # (corpus, tokenizer, the first sample), less what finishing takes (a last
+        # evaluation and sample, timed here once), so the run ends on the floor, in time.
+        t_finish = time.perf_counter()
+        evaluate(model, data, mcfg.n_ctx, micro * cfg.grad_accum, cfg.eval_batches, device)
+        finish = 2 * (time.perf_counter() - t_finish) + (t_finish - t0)  # + the sample just taken
+        planned = max(1e-3, cfg.max_seconds - (time.perf_counter() - t_begin) - finish)
+        planned = _agree([planned], world, device)[0]  # every process walks rank 0's schedule
+    clock = BudgetClock(planned, used_before)  # seconds trained, and the budget's share used
     step = start_step
     val_loss = val_bpb = None
+    lr, ended_by = None, "steps"
     while step < cfg.steps:
         t_step = time.perf_counter()
-        lr = lr_at(step, cfg)
+        progress = None if clock.planned is None else _agree([clock.progress()], world, device)[0]
+        lr = lr_at(step, cfg, progress)
         for g in opt.param_groups:
             g["lr"] = lr
         # Every process draws the same global batch, then keeps its own slice of it:
@@ -561,15 +636,23 @@ def _train_locked(cfg, out, rank, world, device, callbacks, resume, force, data,
             _append_jsonl(out / METRICS_FILE, row)
         emit(TrainEvent("step", step, cfg.steps, loss=loss_sum, lr=lr, tokens_per_s=tps, elapsed=row["elapsed"],
                         val_loss=row.get("val_loss"), val_bpb=row.get("val_bpb")))
-        if step % cfg.sample_every == 0 or step in EARLY_SAMPLES or step == cfg.steps:
+        clock.last_step = time.perf_counter() - t_step
+        if clock.planned is not None:  # the next step would end past the budget: stop on the floor
+            out_of_time = not _agree([clock.next_step_fits()], world, device)[0]
+        else:  # a run by steps resumed with --max-seconds: this call's time only
+            out_of_time = bool(cfg.max_seconds and time.perf_counter() - t_begin > cfg.max_seconds)
+        stopped = bool(should_stop and should_stop())
+        stop = out_of_time or stopped
+        if step % cfg.sample_every == 0 or step in EARLY_SAMPLES or step == cfg.steps or (stop and step < cfg.steps):
             record_sample(step)
-        stop = (cfg.max_seconds and time.perf_counter() - t_begin > cfg.max_seconds) or (should_stop and should_stop())
         if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.steps and not stop:
             checkpoint(step)
         if stop:
-            log.info("stopping early at step %d", step)
+            ended_by = "stopped" if stopped else "budget"
+            log.info("stopping early at step %d (%s)", step, ended_by)
             break
 
+    trained = clock.used()  # seconds of training steps, all parts of a resumed run together
     if val_loss is None or step % cfg.eval_every:
         val_loss, val_bpb = evaluate(model, data, mcfg.n_ctx, micro * cfg.grad_accum, cfg.eval_batches, device)
     provenance = {
@@ -581,12 +664,30 @@ def _train_locked(cfg, out, rank, world, device, callbacks, resume, force, data,
         "seed": cfg.seed,
         "train_config": cfg.to_dict(),
         "world_size": world,
+        "schedule": {  # what was planned, and what happened
+            "planned": {"by": "steps" if clock.planned is None else "time", "steps": cfg.steps,
+                        "max_seconds": cfg.max_seconds,
+                        "schedule_seconds": None if clock.planned is None else round(clock.planned, 3),
+                        "lr": cfg.lr, "min_lr": cfg.min_lr, "warmup": cfg.warmup},
+            "done": {"steps": step, "seconds": round(trained, 3), "final_lr": lr, "ended_by": ended_by},
+        },
     }
     if rank == 0:
         save_params(model, out / MODEL_FILE, dtype=cfg.save_dtype, tokenizer_kind=tok.kind, provenance=provenance)
         ckpt.unlink(missing_ok=True)
     emit(TrainEvent("done", step, cfg.steps, val_loss=val_loss, val_bpb=val_bpb, elapsed=time.perf_counter() - t0, info=provenance))
     return out
+
+
+def _agree(values: list, world: int, device) -> list:
+    """Rank 0's `values` (floats or bools) on every process: one clock for the schedule and the stop."""
+    if world == 1:
+        return values
+    import torch.distributed as dist
+
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+    dist.broadcast(t, src=0)
+    return [type(v)(x) for v, x in zip(values, t.tolist())]
 
 
 def training_memory(mcfg, micro_batch: int) -> int:
@@ -614,13 +715,13 @@ def check_memory(mcfg, micro_batch: int) -> None:
 
 
 @torch.no_grad()
-def timeline_samples(model, tok, n_tokens: int = 40) -> dict:
+def timeline_samples(model, tok, prompts: tuple = TIMELINE_PROMPTS, n_tokens: int = 40) -> dict:
     """Greedy continuations of a few fixed prompts: what the model 'says' at this step."""
     from llmcore.generate import Sampling, generate
 
     was_training = model.training
     model.eval()
-    out = {p: generate(model, tok, p, Sampling(temperature=0, max_new_tokens=n_tokens)) for p in TIMELINE_PROMPTS}
+    out = {p: generate(model, tok, p, Sampling(temperature=0, max_new_tokens=n_tokens)) for p in prompts}
     model.train(was_training)
     return out
 

@@ -49,6 +49,26 @@ def test_every_command_has_help(command):
     assert code == 0 and "usage: llmcore " + command in out
 
 
+def test_every_train_flag_says_what_it_does_and_its_default():
+    from dataclasses import fields
+
+    from llmcore.cli import build_parser
+    from llmcore.train import TrainConfig
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    flags = {a.dest: a for a in train._actions if a.dest != "help"}
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):  # the dataclass and --help say the same sentence
+        text = flags[f.name].help
+        assert text.startswith(f.metadata["help"]) and len(f.metadata["help"].split()) >= 6
+        assert text.endswith(f"(default: {getattr(defaults, f.name)})")
+    assert all(len(a.help.split()) >= 3 for a in flags.values())  # --out, --resume, --force, --quiet too
+    code, out, _ = run_cli("train", "--help")
+    examples = out[out.index("examples:"):]
+    for use in ("--out runs/mine\n", "--corpus my.txt", "--max-seconds", "--resume", "torchrun"):
+        assert use in examples
+
+
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "llmcore.cli", "--help"], capture_output=True, text=True, check=True).stdout
     assert all(c in out for c in COMMANDS)

@@ -15,7 +15,7 @@ import torch
 from llmcore.errors import UserError
 from llmcore.params import load_params
 from llmcore.run import load_run
-from llmcore.train import TrainConfig, lr_at, train
+from llmcore.train import TIMELINE_PROMPTS, TrainConfig, lr_at, prepare_data, text_prompts, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,6 +34,15 @@ def test_schedule_warms_up_then_decays_to_min():
     assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
     assert lr_at(100, cfg) == pytest.approx(1e-4)
+
+
+def test_budget_schedule_walks_the_share_of_time_used():
+    cfg = TrainConfig(steps=1000, warmup=100, lr=1e-3, min_lr=1e-4)  # warm-up: 10% of the run
+    assert lr_at(0, cfg, 0.05) == pytest.approx(5e-4)  # halfway through warm-up by time
+    assert lr_at(0, cfg, 0.1) == pytest.approx(1e-3)  # warm-up over by time, though at step 0
+    assert lr_at(5, cfg, 0.55) == pytest.approx(5.5e-4)  # halfway down the cosine
+    assert lr_at(5, cfg, 1.0) == lr_at(5, cfg, 7.0) == pytest.approx(1e-4)  # the floor, and past the budget
+    assert lr_at(999, cfg, 0.0) == pytest.approx(lr_at(999, cfg))  # the step cap binds first: the step schedule
 
 
 @pytest.mark.parametrize("bad", [dict(steps=0), dict(batch_size=-1), dict(lr=2.0), dict(min_lr=1.0),
@@ -130,3 +139,83 @@ def test_data_parallel_two_processes_equal_one(tmp_path, text_file):
     a, b = weights(tmp_path / "ddp"), weights(tmp_path / "one")
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
     assert load_run(tmp_path / "ddp").provenance["world_size"] == 2
+
+
+def _budgeted(tiny_train_config, seconds, **changes):
+    """A run that only time can end: a step cap it cannot reach, rare evaluations and samples."""
+    torch.optim.AdamW([torch.zeros(1, requires_grad=True)])  # the first one imports torch's compiler: seconds
+    return tiny_train_config(**dict(steps=1_000_000, warmup=5, max_seconds=seconds, eval_every=100_000,
+                                    sample_every=100_000, checkpoint_every=0, lr=1e-2, min_lr=1e-3) | changes)
+
+
+def test_budgeted_run_ends_in_time_on_its_floor(tmp_path, tiny_train_config):
+    cfg = _budgeted(tiny_train_config, 4.0)
+    t = time.perf_counter()
+    out = train(cfg, tmp_path / "run")
+    took = time.perf_counter() - t
+    assert took <= cfg.max_seconds + 1.0  # within the budget (1 s: a step slowed by the other test process)
+    sched = load_run(out).provenance["schedule"]
+    planned, done = sched["planned"], sched["done"]
+    assert planned["by"] == "time" and planned["max_seconds"] == 4.0 and planned["steps"] == 1_000_000
+    assert 0 < planned["schedule_seconds"] <= 4.0 and done["ended_by"] == "budget"
+    assert done["seconds"] == pytest.approx(planned["schedule_seconds"], rel=0.15)
+    assert done["final_lr"] - cfg.min_lr < 0.1 * (cfg.lr - cfg.min_lr)  # on its floor (within one step's share)
+    rows = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
+    assert done["steps"] == len(rows) > 20 and max(r["lr"] for r in rows) == pytest.approx(cfg.lr, rel=0.05)
+    assert rows[-1]["step"] in [t["step"] for t in load_run(out).timeline()]  # a last sample where it ended
+
+
+def test_resumed_budgeted_run_continues_its_schedule(tmp_path, tiny_train_config):
+    """Resume of a run on a time budget carries on at the time it had reached.
+
+    An unbroken run cannot be matched exactly: the schedule reads the wall clock, so no
+    two runs take the same learning rates. What is asserted instead: the resumed run
+    restarts from the checkpoint's exact state (its first step's loss is the killed
+    run's loss at that step, to the bit), its learning rate carries on down from where
+    the checkpoint left it instead of warming up again, its clock starts at the
+    checkpoint's seconds, and it ends on the floor having trained for the planned time.
+    """
+    cfg = _budgeted(tiny_train_config, 6.0, checkpoint_every=10)
+
+    def crash(ev):
+        if ev.kind == "step" and ev.step == 15:
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError):
+        train(cfg, tmp_path / "cut", callbacks=(crash,))
+    killed = {r["step"]: r for r in map(json.loads, (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines())}
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "cut" / "checkpoint.safetensors"), "pt") as f:
+        saved = json.loads(f.metadata()["llmcore_checkpoint"])
+    assert saved["step"] == 10 and 0 < saved["schedule"]["used_seconds"] < saved["schedule"]["planned_seconds"]
+    time.sleep(1.0)  # time spent dead does not count against the budget
+    out = train(cfg, tmp_path / "cut", resume=True)
+    rows = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
+    after = [r for r in rows if r["step"] > 10]
+    assert [r["step"] for r in rows] == list(range(1, len(rows) + 1))  # steps 11-15 of the killed run were dropped
+    assert after[0]["loss"] == killed[11]["loss"]  # the same weights and batch as the killed run's step 11
+    assert after[0]["lr"] <= killed[10]["lr"] * 1.001  # on down the cosine, no second warm-up
+    assert all(a["lr"] >= b["lr"] for a, b in zip(after, after[1:]))
+    done = load_run(out).provenance["schedule"]["done"]
+    assert done["final_lr"] - cfg.min_lr < 0.1 * (cfg.lr - cfg.min_lr)
+    planned = load_run(out).provenance["schedule"]["planned"]["schedule_seconds"]
+    assert planned == pytest.approx(saved["schedule"]["planned_seconds"], abs=1e-3)  # the same schedule
+    assert done["seconds"] == pytest.approx(planned, rel=0.15)  # both parts together
+
+
+def test_timeline_prompts_come_from_the_users_text(tmp_path, tiny_train_config, text_file):
+    out = train(tiny_train_config(steps=2), tmp_path / "run")
+    prompts = list(load_run(out).timeline()[0]["samples"])
+    from llmcore.corpus import load_corpus
+
+    assert prompts == list(text_prompts(load_corpus(str(text_file), "train").text))  # its training split's openings
+    assert len(prompts) == 3 and "Mia went to the" not in prompts
+    assert all(p in text_file.read_text() for p in prompts)
+    assert prepare_data(TrainConfig(tokenizer="char", n_chars=5_000)).prompts == TIMELINE_PROMPTS  # the story world
+
+
+def test_text_prompts_skip_headings_and_spread_through_the_text():
+    text = "THE TEMPEST\n\nAct I\n1\nOn a ship at sea, a storm\nMiranda speaks to her father\nFull fathom five thy father lies\n"
+    assert text_prompts(text) == ("On a ship", "Miranda speaks to", "Full fathom five")
+    assert text_prompts("one two") == ("one two",)
