@@ -170,9 +170,16 @@ def test_every_page_fits_the_screen(server, browser, screen):
         page.wait_for_selector("h1", timeout=90_000)
         settle(page)
         page.wait_for_selector(key, state="visible", timeout=60_000)
-        page.wait_for_timeout(400)  # plotly lays its text out after the element appears
         no_errors(page, f"{name} ({screen})")
-        problems += [f"{name} ({screen}): {p}" for p in page.evaluate(MEASURE)]
+        # Plotly lays its text out after the element appears (a table wraps its cells last), and
+        # later still on a busy machine: measure until the layout holds still, then keep what stays.
+        found = page.evaluate(MEASURE)
+        for _ in range(8):
+            if not found:
+                break
+            page.wait_for_timeout(750)
+            found = page.evaluate(MEASURE)
+        problems += [f"{name} ({screen}): {p}" for p in found]
         if name == "scale":  # the calculator's Llama-2-70B numbers, whole and in words people read right
             values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
             for want in ("68.977 B", "138 GB", "8 TB", "1.71 million", "11.9 days", "$1.97 million", "14.8 tokens/s"):
