@@ -256,6 +256,8 @@ def embedding_figure(timeline: list[dict], *, projector: bool = False):
     fig.update_layout(height=600)
     apply_theme(fig, title=f"Token embeddings at step {rows[0]['step']:,}", projector=projector)
     fig.update_layout(margin={"b": 140})
-    if projector:  # large type: the legend goes in a row above the plot, where it can wrap, not off the side
-        fig.update_layout(legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"})
+    if projector:  # large type: the legend goes in a row above the plot, where it can wrap, not off the side,
+        # and the right margin keeps room for the last tick and slider label the legend used to make
+        fig.update_layout(legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"},
+                          margin={"r": 60})
     return fig
