@@ -1,5 +1,6 @@
 """Inference: a prompt becomes text one token at a time, each drawn from a distribution."""
 
+import json
 import time
 
 import state
@@ -16,6 +17,13 @@ st.markdown("The model only ever answers one question: *which token comes next, 
             "Generating is a loop: draw a token, append it, ask again.")
 run = state.current_run()
 P = state.projector()
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def served(_run, key: str, request: str) -> dict:
+    """The server's answer to a request (JSON text), once per request: every slider move reruns the page."""
+    return complete(_run, json.loads(request))
+
 
 # A prompt where the next token is open (" town" 8%, " farm" 6%, ...), so every knob visibly reshapes it.
 prompt = state.capped_text(st.text_area, "Prompt", "Mia and Tom went to the", state.PROMPT_CHARS, height=80)
@@ -64,7 +72,7 @@ with state.guard():
                    "temperature": made_with.temperature, "top_k": made_with.top_k, "top_p": made_with.top_p,
                    "seed": made_with.seed, "logprobs": 5}
         try:
-            response = complete(run, request)
+            response = served(run, state.run_key(run), json.dumps(request, sort_keys=True))
         except UserError as e:  # a server refuses a prompt longer than the context; generate slides instead
             st.info(f"A server would answer this request with an error: {e}. (The page slides the window instead.)")
         else:
