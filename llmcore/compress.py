@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import hashlib
 import logging
 import lzma
 import math
@@ -177,18 +176,6 @@ def _tokenize(tok, text: str, data: bytes) -> tuple[list[int], list[int]]:
     return ids, []
 
 
-def model_sha256(run) -> bytes:
-    """SHA-256 of the run's parameter file: which model a compressed file needs."""
-    cache = getattr(run, "_cache", {})
-    if "compress.sha256" not in cache:
-        h = hashlib.sha256()
-        with open(run.params_file, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        cache["compress.sha256"] = h.digest()
-    return cache["compress.sha256"]
-
-
 # ----------------------------------------------------------------------------
 # compress / decompress
 
@@ -250,7 +237,7 @@ def _encode(run, data, progress: Progress = None) -> tuple[bytes, float, int]:
     # (only text the model finds almost perfectly predictable needs it); the decoder
     # never reads the padding.
     code += bytes(max(0, -(-len(ids) // MAX_TOKENS_PER_CODE_BYTE) - len(code)))
-    header = HEADER.pack(MAGIC, FORMAT_VERSION, model_sha256(run), len(data), len(ids), zlib.crc32(data))
+    header = HEADER.pack(MAGIC, FORMAT_VERSION, run.params_sha256, len(data), len(ids), zlib.crc32(data))
     log.info(
         "compressed %d bytes (%d tokens) to %d bytes; ideal %.1f bytes",
         len(data),
@@ -278,10 +265,10 @@ def _read_header(run, blob: bytes) -> tuple[int, int, int, bytes]:
     _, version, sha, n_bytes, n_tokens, crc = HEADER.unpack_from(blob)
     if version != FORMAT_VERSION:
         raise UserError(f"compressed file format version {version}; this llmcore reads version {FORMAT_VERSION}")
-    if sha != model_sha256(run):
+    if sha != run.params_sha256:
         raise UserError(
             f"this file was compressed with a different model (parameter file sha256 {sha.hex()[:12]}...); "
-            f"{run.name or run.path} has {model_sha256(run).hex()[:12]}...: decompress with the run that compressed it"
+            f"{run.name or run.path} has {run.params_sha256.hex()[:12]}...: decompress with the run that compressed it"
         )
     code = blob[HEADER.size :]
     # The longest code the encoder can write for n_tokens: each token costs at most

@@ -428,6 +428,18 @@ def read_text(path, what: str = "text file", limit: int = 64 * 2**20) -> str:
                         "save it as UTF-8") from None
 
 
+def sha256(path) -> bytes:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks (which model a file belongs to)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    f, _ = open_input(path)
+    with f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.digest()
+
+
 def is_regular(path) -> bool:
     """True for an existing regular file (following symlinks); never raises, never opens it."""
     try:

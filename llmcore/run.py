@@ -112,7 +112,7 @@ class Run:
     tokenizer: object
     meta: dict
     name: str = ""
-    _cache: dict = field(default_factory=dict, repr=False)
+    _sha256: bytes | None = field(default=None, repr=False)
 
     def metrics(self) -> list[dict]:
         return read_jsonl(self.path / METRICS_FILE)
@@ -123,6 +123,15 @@ class Run:
     @property
     def params_file(self) -> Path:
         return self.path / MODEL_FILE
+
+    @property
+    def params_sha256(self) -> bytes:
+        """SHA-256 of the parameter file (read once): which model a compressed file or an SAE needs."""
+        if self._sha256 is None:
+            from llmcore.files import sha256
+
+            self._sha256 = sha256(self.params_file)
+        return self._sha256
 
     @property
     def provenance(self) -> dict:

@@ -19,7 +19,6 @@ wrong shapes, NaN, not unit-norm) is a one-line `UserError`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -38,14 +37,6 @@ FORMAT, FORMAT_VERSION = "llmcore-sae", 1
 TENSORS = ("W_enc", "b_enc", "W_dec", "b_dec")
 STEER_CONCEPTS = ("golden_gate_bridge",)  # concepts whose steering feature is searched for at training
 RESID_HOOKS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out")
-
-
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_sae(sae: SAE, path, *, metrics: dict | None = None, model_sha256: str = "") -> None:
@@ -155,7 +146,6 @@ def _train_sae(run, path, cfg, layer, callbacks, label, overrides, t0):
 
     from llmcore.corpus import load_corpus
     from llmcore.interpret.activations import check_hook, collect, resid_hook, windows
-    from llmcore.run import MODEL_FILE
 
     model, n_ctx = run.model, run.model.cfg.n_ctx
     base = (cfg or SAEConfig(d_model=model.cfg.d_model)).to_dict()
@@ -207,7 +197,7 @@ def _train_sae(run, path, cfg, layer, callbacks, label, overrides, t0):
         emit(SAEEvent("steer", cfg.steps, cfg.steps, elapsed=time.perf_counter() - t0))
         steering = {c: find_steering(run, sae, c) for c in STEER_CONCEPTS}
     metrics |= {"train_seconds": round(time.perf_counter() - t0, 1), "concepts": concepts, "steering": steering}
-    save_sae(sae, path, metrics=metrics, model_sha256=file_sha256(run.path / MODEL_FILE))
+    save_sae(sae, path, metrics=metrics, model_sha256=run.params_sha256.hex())
     emit(SAEEvent("done", cfg.steps, cfg.steps, elapsed=time.perf_counter() - t0, info=metrics))
     return path
 
@@ -217,6 +207,7 @@ def load_sae(run_or_path) -> SAE:
 
     Its metrics (and the concept each planted concept's best feature) are in `sae.metrics`.
     """
+    from llmcore.files import sha256
     from llmcore.params import read_header
     from llmcore.run import MODEL_FILE, SAE_FILE, Run, resolve_run
 
@@ -229,7 +220,7 @@ def load_sae(run_or_path) -> SAE:
     layer = sae.cfg.hook_name.split(".")[1] if sae.cfg.hook_name.startswith("blocks.") else "0"
     if model_cfg.get("d_model") != sae.cfg.d_model or not layer.isdigit() or int(layer) >= model_cfg.get("n_layers", 0):
         raise UserError(f"{path}: the SAE ({sae.cfg.hook_name}, d_model={sae.cfg.d_model}) does not fit this run's model")
-    if meta.get("model_sha256") and meta["model_sha256"] != file_sha256(folder / MODEL_FILE):
+    if meta.get("model_sha256") and meta["model_sha256"] != sha256(folder / MODEL_FILE).hex():
         raise UserError(f"{path}: the SAE was trained on a different {MODEL_FILE}; retrain it with `llmcore sae train {folder}`")
     sae.metrics = meta["metrics"]
     return sae
