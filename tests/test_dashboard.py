@@ -33,7 +33,8 @@ def dash_run(tmp_path_factory, tiny_bpe_run):
     """A run folder with everything the pages read: model, tokenizer, metrics, timeline, SAE."""
     import torch
 
-    from llmcore.interpret.sae import file_sha256, save_sae
+    from llmcore.files import sha256
+    from llmcore.interpret.sae import save_sae
     from llmcore.interpret.sae_model import SAE, SAEConfig
     from llmcore.run import METRICS_FILE, MODEL_FILE, SAE_FILE, TIMELINE_FILE
 
@@ -50,7 +51,7 @@ def dash_run(tmp_path_factory, tiny_bpe_run):
     match = {"concept": "golden_gate_bridge", "feature": 3, "threshold": 0.1, "precision": 0.9, "recall": 0.8,
              "f1": 0.85, "label_f1": 0.9, "n_positive": 10}
     save_sae(sae, folder / SAE_FILE, metrics={"concepts": {"golden_gate_bridge": match}},
-             model_sha256=file_sha256(folder / MODEL_FILE))
+             model_sha256=sha256(folder / MODEL_FILE).hex())
     old = os.environ.get("LLMCORE_DASHBOARD_RUN")
     os.environ["LLMCORE_DASHBOARD_RUN"] = str(folder)
     yield folder
