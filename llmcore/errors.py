@@ -17,6 +17,7 @@ and says "this is a bug" about anything else. The exit codes:
 from __future__ import annotations
 
 import errno
+import os
 
 EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT, EXIT_RESOURCES, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_CODES = {
@@ -50,8 +51,6 @@ def explain(e: BaseException) -> tuple[int, str]:
     >>> explain(FileNotFoundError(2, "No such file or directory", "runs/x"))[0]
     2
     """
-    from llmcore.files import describe_os_error
-
     if isinstance(e, UserError):
         return EXIT_BAD_INPUT, _first_line(e)
     if isinstance(e, KeyboardInterrupt):
@@ -72,3 +71,23 @@ def explain(e: BaseException) -> tuple[int, str]:
         return EXIT_BAD_INPUT, (f"text that is not valid UTF-8 ({_first_line(e)}); give UTF-8 text and paths")
     return EXIT_BUG, (f"unexpected {type(e).__name__}: {_first_line(e)}. This is a bug, please report it "
                       "(run again with --verbose for the details)")
+
+
+def describe_os_error(path, e: OSError, what: str = "file") -> str:
+    """One line for an OSError met while opening `path`: what is wrong and what to do."""
+    p = str(path)
+    if e.errno == errno.ENOENT:
+        if os.path.islink(p):
+            return f"{p}: a symlink to something that does not exist; give the path of a real {what}"
+        return f"{p}: no such {what}; check the path"
+    if e.errno == errno.ELOOP:
+        return f"{p}: a symlink loop (too many levels of symbolic links); give the path of a real {what}"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return f"{p}: permission denied; check the file's permissions or choose another {what}"
+    if e.errno == errno.EISDIR:
+        return f"{p}: a folder, not a {what}; give the path of a file"
+    if e.errno == errno.ENOTDIR:
+        return f"{p}: part of this path is a file, not a folder; check the path"
+    if e.errno == errno.ENAMETOOLONG:
+        return f"{p[:80]}...: the path is too long"
+    return f"{p}: cannot read it ({e.strerror or type(e).__name__}); check the path"

@@ -58,7 +58,7 @@ import shutil
 import stat
 from pathlib import Path
 
-from llmcore.errors import UserError
+from llmcore.errors import UserError, describe_os_error
 
 # --- writing ----------------------------------------------------------------------------
 
@@ -340,26 +340,6 @@ _INPUT_KINDS = (
 
 def _kind(mode: int) -> str:
     return next((name for test, name in _INPUT_KINDS if test(mode)), "not a regular file")
-
-
-def describe_os_error(path, e: OSError, what: str = "file") -> str:
-    """One line for an OSError met while opening `path`: what is wrong and what to do."""
-    p = str(path)
-    if e.errno == errno.ENOENT:
-        if os.path.islink(p):
-            return f"{p}: a symlink to something that does not exist; give the path of a real {what}"
-        return f"{p}: no such {what}; check the path"
-    if e.errno == errno.ELOOP:
-        return f"{p}: a symlink loop (too many levels of symbolic links); give the path of a real {what}"
-    if e.errno in (errno.EACCES, errno.EPERM):
-        return f"{p}: permission denied; check the file's permissions or choose another {what}"
-    if e.errno == errno.EISDIR:
-        return f"{p}: a folder, not a {what}; give the path of a file"
-    if e.errno == errno.ENOTDIR:
-        return f"{p}: part of this path is a file, not a folder; check the path"
-    if e.errno == errno.ENAMETOOLONG:
-        return f"{p[:80]}...: the path is too long"
-    return f"{p}: cannot read it ({e.strerror or type(e).__name__}); check the path"
 
 
 def _open(path, what: str) -> tuple[int, os.stat_result]:

@@ -23,12 +23,19 @@ folder with just `pytorch_model.bin` (a pickle) is refused.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from llmcore.errors import UserError
+
+if TYPE_CHECKING:
+    from llmcore.tokenizer import Tokenizer
+
+logger = logging.getLogger(__name__)
 
 _LINEAR = {"attn.qkv": "attn.c_attn", "attn.out": "attn.c_proj", "mlp.fc_in": "mlp.c_fc", "mlp.fc_out": "mlp.c_proj"}
 _NORMS = {"ln1": "ln_1", "ln2": "ln_2"}
@@ -86,7 +93,6 @@ def export_hf(run, out_dir) -> Path:
 
     from llmcore.files import atomic_write, check_output_folder, check_output_path
     from llmcore.run import run_evidence
-    from llmcore.tokenizer import save_hf
 
     out = check_output_folder(out_dir)
     src, dst = Path(run.path).resolve(), out.resolve()
@@ -115,7 +121,6 @@ def import_hf(folder, out_dir) -> Path:
     from llmcore.model import GPT, GPTConfig
     from llmcore.params import read_header, save_params
     from llmcore.run import TOKENIZER_FILE, run_evidence
-    from llmcore.tokenizer import load_hf
 
     folder, out = Path(folder), check_output_folder(out_dir)
     # The output is checked first, before anything is read or written: never the input folder,
@@ -186,3 +191,111 @@ def import_hf(folder, out_dir) -> Path:
     tok.save(out / TOKENIZER_FILE)
     save_params(model, out / "model.safetensors", tokenizer_kind=tok.kind, provenance={"imported_from": str(folder)})
     return out
+
+
+# ----------------------------------------------------------------------------
+# Tokenizers: export to, and import from, Hugging Face transformers
+
+HF_UNK_TOKEN = "<unk>"  # the char tokenizer's unknown token in an export: 5 chars, so never a real char
+
+
+def save_hf(tok: Tokenizer, folder: str | os.PathLike) -> Path:
+    """Write ``tokenizer.json`` + ``tokenizer_config.json`` for Hugging Face ``transformers``.
+
+    Afterwards ``AutoTokenizer.from_pretrained(folder)`` encodes ordinary text to
+    the same ids as ``tok`` (mapping: our BPE *is* a tokenizers JSON; our char
+    tokenizer becomes a WordLevel model over single characters, split one
+    character at a time, with unknown token "<unk>" at ``tok.unk_id``).
+    """
+    from tokenizers import Regex, decoders, models, pre_tokenizers
+    from tokenizers import Tokenizer as HFTokenizer
+
+    from llmcore.files import atomic_write, check_output_folder
+    from llmcore.tokenizer import FILE_NAME, UNK_STR, BPETokenizer, CharTokenizer
+
+    folder = Path(folder)
+    target = folder / FILE_NAME
+    if target.is_file():
+        try:
+            existing = json.loads(target.read_text(encoding="utf-8"))
+            ours = isinstance(existing, dict) and "kind" in existing
+        except (OSError, ValueError, RecursionError, TypeError):
+            ours = False
+        if ours:
+            raise UserError(f"{target} is an llmcore tokenizer (a run directory?); export to another folder")
+    if isinstance(tok, BPETokenizer):
+        text = tok._tk.to_str()
+    elif isinstance(tok, CharTokenizer):
+        vocab = {**tok.stoi, HF_UNK_TOKEN: tok.unk_id}
+        hf = HFTokenizer(models.WordLevel(vocab, unk_token=HF_UNK_TOKEN))
+        hf.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # one piece per character
+        # Decode: show "<unk>" as our visible unknown token, then join the pieces.
+        hf.decoder = decoders.Sequence([decoders.Replace(HF_UNK_TOKEN, UNK_STR), decoders.Fuse()])
+        text = hf.to_str()
+    else:
+        raise UserError(f"save_hf needs a CharTokenizer or BPETokenizer, not {type(tok).__name__}")
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
+    check_output_folder(folder).mkdir(parents=True, exist_ok=True)
+    atomic_write(target, text)
+    atomic_write(folder / "tokenizer_config.json", json.dumps(config, indent=2) + "\n")
+    logger.info("exported %s tokenizer to %s for Hugging Face transformers", tok.kind, folder)
+    return folder
+
+
+def load_hf(folder: str | os.PathLike) -> Tokenizer:
+    """Read a Hugging Face ``tokenizer.json`` (a folder or the file) as an llmcore tokenizer.
+
+    Supported: byte-level BPE (GPT-2 style, checked as in ``BPETokenizer``) and
+    the char export of ``save_hf``. Anything else is a ``UserError``.
+    """
+    from llmcore.byte_level import model_type
+    from llmcore.tokenizer import FILE_NAME, BPETokenizer, CharTokenizer, _read_json, load_tokenizer
+
+    path = Path(folder)
+    path = path / FILE_NAME if path.is_dir() else path
+    data = _read_json(path)
+    source = str(path)
+    if isinstance(data, dict) and "kind" in data:  # an llmcore file, e.g. a run directory
+        return load_tokenizer(data)
+    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+        raise UserError(f"{source}: not a Hugging Face tokenizer.json (no 'model' object)")
+    model_type = model_type(data["model"])
+    if model_type == "BPE":
+        return BPETokenizer(data, source=source)
+    if model_type == "WordLevel":
+        return CharTokenizer(_chars_from_word_level(data, source))
+    raise UserError(
+        f"{source}: model type {model_type!r:.40} is not supported; use byte-level BPE or an llmcore char export"
+    )
+
+
+def _chars_from_word_level(data: dict[str, Any], source: str) -> list[str]:
+    # Accept exactly what save_hf writes for a CharTokenizer: chars at 0..n-1, "<unk>" at n.
+    from llmcore.tokenizer import MAX_LOAD_VOCAB, _check_chars
+
+    pre = data.get("pre_tokenizer")
+    model = data["model"]
+    vocab, unk = model.get("vocab"), model.get("unk_token")
+    ok = (
+        isinstance(pre, dict)
+        and pre.get("type") == "Split"
+        and pre.get("pattern") == {"Regex": r"[\s\S]"}
+        and pre.get("behavior") == "Isolated"
+        and not pre.get("invert")
+        and data.get("normalizer") is None
+        and not data.get("added_tokens")
+        and isinstance(vocab, dict)
+        and 1 < len(vocab) <= MAX_LOAD_VOCAB
+        and isinstance(unk, str)
+        and vocab.get(unk) == len(vocab) - 1
+    )
+    if not ok:
+        raise UserError(f"{source}: a WordLevel tokenizer that is not an llmcore char export; not supported")
+    chars = sorted((i, c) for c, i in vocab.items() if c != unk and type(i) is int)
+    if [i for i, _ in chars] != list(range(len(vocab) - 1)):
+        raise UserError(f"{source}: character ids must run 0..n-1 with the unknown token last")
+    try:
+        _check_chars([c for _, c in chars])
+    except UserError as e:
+        raise UserError(f"{source}: {e}") from None
+    return [c for _, c in chars]

@@ -505,3 +505,25 @@ def model_lock(model) -> threading.RLock:
 def loss_fn(logits, targets):
     """Mean next-token cross-entropy in nats: logits [B, T, V], targets [B, T]."""
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+
+@torch.no_grad()
+def text_loss(model, tok, text: str, max_tokens: int = 20_000) -> dict:
+    """Loss of `model` on `text`: nats per token and bits per byte, over consecutive windows.
+
+    `tok` is the model's tokenizer; at most `max_tokens` are read, each predicted once.
+    """
+    ids = torch.tensor(tok.encode(text)[:max_tokens], dtype=torch.long)
+    n_ctx = model.cfg.n_ctx
+    if len(ids) < 2:
+        raise UserError("the text is too short to measure a loss (it needs at least two tokens)")
+    total, count = 0.0, 0
+    for start in range(0, len(ids) - 1, n_ctx):  # non-overlapping windows, every token predicted once
+        x, y = ids[start : start + n_ctx], ids[start + 1 : start + 1 + n_ctx]
+        x = x[: len(y)]
+        logits = model(x[None])
+        total += float(F.cross_entropy(logits[0], y, reduction="sum"))
+        count += len(y)
+    loss = total / count
+    n_bytes = len(tok.decode(ids[1 : count + 1].tolist()).encode("utf-8"))
+    return {"loss": loss, "bpb": total / math.log(2) / max(1, n_bytes), "tokens": count}

@@ -324,7 +324,7 @@ def compare_dtypes(run, text: str, folder, dtypes=("fp32", "bf16", "fp16", "int8
 
     What each saving in bytes costs in quality: the rows behind "fp32 vs bf16 vs int8".
     """
-    from llmcore.train import text_loss
+    from llmcore.model import text_loss
 
     rows = []
     for dtype in dtypes:

@@ -40,20 +40,12 @@ temperature, top-k and top-p (the dashboard has Streamlit sliders).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
+from llmcore import SMOKE_ENV, smoke  # noqa: F401 (the notebooks' and tests' names)
 from llmcore.code_exercises import CODE_EXERCISES, CodeExercise, judge
 from llmcore.errors import UserError
 from llmcore.exercises import EXERCISES, Exercise, mystery_feature  # noqa: F401 (the notebooks' names)
-
-SMOKE_ENV = "LLMCORE_SMOKE"
-
-
-def smoke() -> bool:
-    """True when LLMCORE_SMOKE is set to 1/true/yes/on: notebooks shrink their heavy cells."""
-    return os.environ.get(SMOKE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
-
 
 # ---------------------------------------------------------------------------
 # What check() returns

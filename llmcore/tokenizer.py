@@ -28,7 +28,7 @@ llmcore teaches with:
       merge (104, 105) into new token 256  -> [256, 32, 256]      # "hi" is now one token
 
   (As in GPT-2, the ids 0..255 of the single bytes follow the order of their
-  printable stand-ins, see ``bytes_to_unicode``: "!" is id 0 and " " is id 220.)
+  printable stand-ins, see ``byte_level.bytes_to_unicode``: "!" is id 0 and " " is id 220.)
 
   Training and encoding run in Hugging Face ``tokenizers`` (Rust), so 1 MB of
   text trains in seconds; the bytes behind every token are kept here in a plain
@@ -38,9 +38,9 @@ Both kinds share one interface (``Tokenizer``): ``encode``, ``decode``,
 ``token_str``, ``pieces`` (the teaching view: text cut into ``(piece, id)``),
 and ``save`` to one JSON file ``{"kind": ..., "format_version": 1, ...}``.
 ``load_tokenizer`` reads it back and turns a wrong or hostile file into a
-one-line ``UserError``. ``save_hf`` / ``load_hf`` exchange a vocabulary with
-Hugging Face ``transformers`` (``AutoTokenizer.from_pretrained(folder)``); they,
-and the check that a Hugging Face JSON is byte-level BPE, live in ``tokenizer_hf``.
+one-line ``UserError``. GPT-2's byte table and the check that a Hugging Face
+JSON is byte-level BPE live in ``byte_level``; ``llmcore.hf.save_hf`` / ``load_hf``
+exchange a vocabulary with Hugging Face ``transformers``.
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from llmcore.byte_level import BYTE_OF_CHAR, MAX_LOAD_VOCAB, byte_table
 from llmcore.errors import UserError
 from llmcore.files import atomic_write, check_output_folder
-from llmcore.tokenizer_hf import HF_UNK_TOKEN, byte_table, load_hf, save_hf  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -66,41 +66,11 @@ FILE_NAME = "tokenizer.json"  # the name inside a run directory
 UNK_STR = "\N{REPLACEMENT CHARACTER}"  # how the char tokenizer shows the unknown token
 MIN_BPE_VOCAB = 257  # 256 single bytes + at least one merge
 MAX_BPE_VOCAB = 100_000  # training limit: beyond this a small GPT is all embedding table
-MAX_LOAD_VOCAB = 300_000  # loading limit: real tokenizers (GPT-2: 50,257) fit, junk does not
 MAX_FILE_BYTES = 100 * 2**20  # GPT-2's tokenizer.json is 1.4 MB
 CHUNK_CHARS = 16_384  # long texts are encoded in chunks of about this size, in parallel
 MAX_TRAIN_WORD = 1_000  # BPE training sees words of at most this many characters (see _training_pieces)
 
 
-# ----------------------------------------------------------------------------
-# Bytes <-> printable characters (GPT-2's byte-level trick)
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's map from each byte (0..255) to a printable character.
-
-    Byte-level BPE stores its vocabulary as strings, and a byte such as 0x20
-    (space) or 0x0A (newline) is awkward inside a string, so each byte gets a
-    stand-in character: printable bytes stand for themselves, the others are
-    shifted past 255::
-
-        >>> m = bytes_to_unicode()
-        >>> m[ord("a")], m[ord(" ")], m[ord("\\n")]
-        ('a', 'Ġ', 'Ċ')
-
-    That is why GPT-2's vocabulary is full of tokens like ``"Ġthe"`` (" the").
-    """
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    mapping = {b: chr(b) for b in printable}
-    shift = 0
-    for b in range(256):
-        if b not in mapping:  # control bytes, space, and a few Latin-1 gaps
-            mapping[b] = chr(256 + shift)
-            shift += 1
-    return mapping
-
-
-_BYTE_OF_CHAR = {c: b for b, c in bytes_to_unicode().items()}  # 'Ġ' -> 32
 
 
 def _hex_escape(err: UnicodeDecodeError) -> tuple[str, int]:
@@ -495,7 +465,7 @@ class BPETokenizer(Tokenizer):
         for m in json.loads(self._tk.to_str())["model"]["merges"]:
             left, right = m.split(" ", 1) if isinstance(m, str) else m  # old files: "a b"
             # 'Ġ', 'the' -> b' ', b'the' -> ' ', 'the'  (the table check guarantees byte-level chars)
-            out.append(tuple(show_bytes(bytes(_BYTE_OF_CHAR[c] for c in s)) for s in (left, right)))
+            out.append(tuple(show_bytes(bytes(BYTE_OF_CHAR[c] for c in s)) for s in (left, right)))
         return out  # type: ignore[return-value]
 
     def to_dict(self) -> dict[str, Any]:
@@ -561,7 +531,7 @@ def load_tokenizer(path_or_dict: str | os.PathLike | dict[str, Any]) -> Tokenize
     if not isinstance(data, dict):
         raise UserError(f"{source}: expected a JSON object with a 'kind' field, got {type(data).__name__}")
     if "kind" not in data:
-        hint = "; it looks like a Hugging Face tokenizer.json: use load_hf(folder)" if "model" in data else ""
+        hint = "; it looks like a Hugging Face tokenizer.json: use llmcore.hf.load_hf(folder)" if "model" in data else ""
         raise UserError(f"{source}: not an llmcore tokenizer (no 'kind' field){hint}")
     version = data.get("format_version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:

@@ -738,22 +738,3 @@ def embedding_map(model, tok, token_ids: list[int]) -> dict:
     xy = E @ V[:2].T  # [n, 2]
     xy *= torch.sign(xy.gather(0, xy.abs().argmax(0, keepdim=True)))
     return {"tokens": [tok.token_str(i) for i in token_ids], "xy": [[round(float(a), 4), round(float(b), 4)] for a, b in xy]}
-
-
-@torch.no_grad()
-def text_loss(model, tok, text: str, max_tokens: int = 20_000) -> dict:
-    """Loss of `model` on `text`: nats per token and bits per byte, over consecutive windows."""
-    ids = torch.tensor(tok.encode(text)[:max_tokens], dtype=torch.long)
-    n_ctx = model.cfg.n_ctx
-    if len(ids) < 2:
-        raise UserError("the text is too short to measure a loss (it needs at least two tokens)")
-    total, count = 0.0, 0
-    for start in range(0, len(ids) - 1, n_ctx):  # non-overlapping windows, every token predicted once
-        x, y = ids[start : start + n_ctx], ids[start + 1 : start + 1 + n_ctx]
-        x = x[: len(y)]
-        logits = model(x[None])
-        total += float(torch.nn.functional.cross_entropy(logits[0], y, reduction="sum"))
-        count += len(y)
-    loss = total / count
-    n_bytes = len(tok.decode(ids[1 : count + 1].tolist()).encode("utf-8"))
-    return {"loss": loss, "bpb": total / math.log(2) / max(1, n_bytes), "tokens": count}

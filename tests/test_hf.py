@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from llmcore.errors import UserError
-from llmcore.hf import export_hf, import_hf, to_hf_state
+from llmcore.hf import export_hf, import_hf, save_hf, to_hf_state
 from llmcore.params import save_params
 from llmcore.run import MODEL_FILE, TOKENIZER_FILE, load_run
-from llmcore.tokenizer import BPETokenizer, save_hf
+from llmcore.tokenizer import BPETokenizer
 
 transformers = pytest.importorskip("transformers")
 

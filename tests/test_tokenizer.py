@@ -17,15 +17,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import llmcore.tokenizer as T
+from llmcore import byte_level
+from llmcore.byte_level import bytes_to_unicode
 from llmcore.errors import UserError
+from llmcore.hf import load_hf, save_hf
 from llmcore.tokenizer import (
     UNK_STR,
     BPETokenizer,
     CharTokenizer,
-    bytes_to_unicode,
-    load_hf,
     load_tokenizer,
-    save_hf,
     show_bytes,
     train_tokenizer,
 )
@@ -337,7 +337,8 @@ def test_hostile_bpe_contents(bpe, monkeypatch):
     broken(lambda d: d["model"].update(merges="Ġ t"))
     broken(lambda d: d.update(added_tokens=[{"id": 320, "content": "<x>", "lstrip": True}]))
     broken(lambda d: d.update(added_tokens=[{"id": "320", "content": "<x>"}]))
-    monkeypatch.setattr(T, "MAX_LOAD_VOCAB", 300)
+    monkeypatch.setattr(T, "MAX_LOAD_VOCAB", 300)  # the char tokenizer reads it here
+    monkeypatch.setattr(byte_level, "MAX_LOAD_VOCAB", 300)  # byte-level BPE there
     broken(lambda d: None)  # 320 tokens > patched limit: "huge vocab"
     with pytest.raises(UserError, match="limit"):
         CharTokenizer([chr(i) for i in range(33, 400)])

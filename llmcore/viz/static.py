@@ -38,6 +38,7 @@ import os
 import shutil
 import warnings
 
+from llmcore import smoke
 from llmcore.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -143,8 +144,6 @@ def shorter_floats(obj, digits: int = SIGNIFICANT_DIGITS):
 
 def images_wanted() -> bool:
     """Draw still images? Not under the smoke switch (tests), nor where they cannot be drawn."""
-    from llmcore.teach import smoke
-
     return not smoke() and image_support() is None
 
 
@@ -182,13 +181,8 @@ def notebook_figures(*, images: bool | None = None) -> None:
     if images is None:
         images = images_wanted()
         missing = image_support()
-        if missing and not _smoke():
+        if missing and not smoke():
             log.warning("figures will show only in JupyterLab, not on GitHub or in nbconvert: %s", missing)
     pio.renderers[RENDERER] = _renderer_class()(images=images)
     pio.renderers.default = RENDERER
 
-
-def _smoke() -> bool:
-    from llmcore.teach import smoke
-
-    return smoke()

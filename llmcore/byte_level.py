@@ -1,40 +1,54 @@
-"""Hugging Face ``tokenizer.json``: checking one, and trading vocabularies with ``transformers``.
+"""GPT-2's byte-level trick, and the check that a tokenizers JSON uses it.
 
-llmcore's ``BPETokenizer`` *is* a Hugging Face ``tokenizers`` JSON (nested in
-our own file), so what we accept from that format, and how we write it for
-others, lives here:
+Byte-level BPE works on bytes, not characters, so it can encode any text and give
+it back exactly. Its vocabulary is stored as strings, one stand-in character per
+byte (``bytes_to_unicode``), which is why GPT-2's tokens look like ``"Ġthe"``.
 
-* ``byte_table`` checks that a tokenizers JSON is byte-level BPE that gives back
-  every string exactly, and says which bytes each id stands for::
+``byte_table`` checks that a Hugging Face ``tokenizers`` JSON is byte-level BPE
+that gives back every string exactly, and says which bytes each id stands for::
 
-      {"model": {"type": "BPE", "vocab": {"a": 64, "Ġthe": 262, ...}}}  ->  [..., b"a", ..., b" the", ...]
+    {"model": {"type": "BPE", "vocab": {"a": 64, "Ġthe": 262, ...}}}  ->  [..., b"a", ..., b" the", ...]
 
-* ``save_hf`` writes ``tokenizer.json`` + ``tokenizer_config.json`` for
-  ``AutoTokenizer.from_pretrained(folder)``; ``load_hf`` reads one back (GPT-2
-  style byte-level BPE, or our char export) as an llmcore tokenizer. Both are
-  importable from ``llmcore.tokenizer`` too.
-
-``llmcore.tokenizer`` imports this module, so the names this module needs from
-there (the tokenizer classes, the file helpers) are imported inside the
-functions that use them.
+``llmcore.tokenizer`` (our BPE *is* such a JSON) and ``llmcore.hf`` (reading
+GPT-2 style files) both stand on this module; it imports neither.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
 from llmcore.errors import UserError
 
-if TYPE_CHECKING:
-    from llmcore.tokenizer import Tokenizer
+MAX_LOAD_VOCAB = 300_000  # loading limit: real tokenizers (GPT-2: 50,257) fit, junk does not
 
-logger = logging.getLogger(__name__)
 
-HF_UNK_TOKEN = "<unk>"  # the char tokenizer's unknown token in an export: 5 chars, so never a real char
+# ----------------------------------------------------------------------------
+# Bytes <-> printable characters (GPT-2's byte-level trick)
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's map from each byte (0..255) to a printable character.
+
+    Byte-level BPE stores its vocabulary as strings, and a byte such as 0x20
+    (space) or 0x0A (newline) is awkward inside a string, so each byte gets a
+    stand-in character: printable bytes stand for themselves, the others are
+    shifted past 255::
+
+        >>> m = bytes_to_unicode()
+        >>> m[ord("a")], m[ord(" ")], m[ord("\\n")]
+        ('a', 'Ġ', 'Ċ')
+
+    That is why GPT-2's vocabulary is full of tokens like ``"Ġthe"`` (" the").
+    """
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    mapping = {b: chr(b) for b in printable}
+    shift = 0
+    for b in range(256):
+        if b not in mapping:  # control bytes, space, and a few Latin-1 gaps
+            mapping[b] = chr(256 + shift)
+            shift += 1
+    return mapping
+
+
+BYTE_OF_CHAR = {c: b for b, c in bytes_to_unicode().items()}  # 'Ġ' -> 32
 
 
 # ----------------------------------------------------------------------------
@@ -48,15 +62,13 @@ def byte_table(obj: object, source: str) -> list[bytes]:
     -> ``[..., b"a", ..., b" the", ...]``. Every check here protects the promise
     ``decode(encode(s)) == s`` or refuses a hostile file before Rust sees it.
     """
-    from llmcore.tokenizer import _BYTE_OF_CHAR, MAX_LOAD_VOCAB
-
     def fail(msg: str) -> UserError:
         return UserError(f"{source}: {msg}")
 
     if not isinstance(obj, dict):
         raise fail("'tokenizer' must be a JSON object (a Hugging Face tokenizers JSON)")
     model = obj.get("model")
-    if _model_type(model) != "BPE":
+    if model_type(model) != "BPE":
         raise fail("not a BPE tokenizer ('model.type' must be 'BPE')")
     for key in ("dropout", "continuing_subword_prefix", "end_of_word_suffix", "byte_fallback"):
         if model.get(key) not in (None, "", False, 0):
@@ -96,8 +108,8 @@ def byte_table(obj: object, source: str) -> list[bytes]:
             raise fail(f"token {token!r:.40} has id {i!r:.40}; ids must run 0..n-1 without gaps")
         if table[i] is not None:
             raise fail(f"id {i} is used by two tokens")
-        if isinstance(token, str) and token and all(c in _BYTE_OF_CHAR for c in token):
-            table[i] = bytes(_BYTE_OF_CHAR[c] for c in token)  # 'Ġthe' -> b' the'
+        if isinstance(token, str) and token and all(c in BYTE_OF_CHAR for c in token):
+            table[i] = bytes(BYTE_OF_CHAR[c] for c in token)  # 'Ġthe' -> b' the'
         elif token in added_text:
             table[i] = token.encode("utf-8")  # a special token such as "<|endoftext|>"
         else:
@@ -122,7 +134,7 @@ def byte_table(obj: object, source: str) -> list[bytes]:
     return table  # type: ignore[return-value]
 
 
-def _model_type(model: object) -> object:
+def model_type(model: object) -> object:
     # Files from 2020 (GPT-2's on the Hub among them) have no "type": a model with merges is BPE.
     if not isinstance(model, dict):
         return None
@@ -215,108 +227,3 @@ def _regex_risk(rx: str) -> str | None:
             groups[-1][1] = True
         i += 1
     return "an unbalanced parenthesis" if len(groups) != 1 else None
-
-
-# ----------------------------------------------------------------------------
-# Export to, and import from, Hugging Face transformers
-
-
-def save_hf(tok: Tokenizer, folder: str | os.PathLike) -> Path:
-    """Write ``tokenizer.json`` + ``tokenizer_config.json`` for Hugging Face ``transformers``.
-
-    Afterwards ``AutoTokenizer.from_pretrained(folder)`` encodes ordinary text to
-    the same ids as ``tok`` (mapping: our BPE *is* a tokenizers JSON; our char
-    tokenizer becomes a WordLevel model over single characters, split one
-    character at a time, with unknown token "<unk>" at ``tok.unk_id``).
-    """
-    from tokenizers import Regex, decoders, models, pre_tokenizers
-    from tokenizers import Tokenizer as HFTokenizer
-
-    from llmcore.files import atomic_write, check_output_folder
-    from llmcore.tokenizer import FILE_NAME, UNK_STR, BPETokenizer, CharTokenizer
-
-    folder = Path(folder)
-    target = folder / FILE_NAME
-    if target.is_file():
-        try:
-            existing = json.loads(target.read_text(encoding="utf-8"))
-            ours = isinstance(existing, dict) and "kind" in existing
-        except (OSError, ValueError, RecursionError, TypeError):
-            ours = False
-        if ours:
-            raise UserError(f"{target} is an llmcore tokenizer (a run directory?); export to another folder")
-    if isinstance(tok, BPETokenizer):
-        text = tok._tk.to_str()
-    elif isinstance(tok, CharTokenizer):
-        vocab = {**tok.stoi, HF_UNK_TOKEN: tok.unk_id}
-        hf = HFTokenizer(models.WordLevel(vocab, unk_token=HF_UNK_TOKEN))
-        hf.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # one piece per character
-        # Decode: show "<unk>" as our visible unknown token, then join the pieces.
-        hf.decoder = decoders.Sequence([decoders.Replace(HF_UNK_TOKEN, UNK_STR), decoders.Fuse()])
-        text = hf.to_str()
-    else:
-        raise UserError(f"save_hf needs a CharTokenizer or BPETokenizer, not {type(tok).__name__}")
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "clean_up_tokenization_spaces": False}
-    check_output_folder(folder).mkdir(parents=True, exist_ok=True)
-    atomic_write(target, text)
-    atomic_write(folder / "tokenizer_config.json", json.dumps(config, indent=2) + "\n")
-    logger.info("exported %s tokenizer to %s for Hugging Face transformers", tok.kind, folder)
-    return folder
-
-
-def load_hf(folder: str | os.PathLike) -> Tokenizer:
-    """Read a Hugging Face ``tokenizer.json`` (a folder or the file) as an llmcore tokenizer.
-
-    Supported: byte-level BPE (GPT-2 style, checked as in ``BPETokenizer``) and
-    the char export of ``save_hf``. Anything else is a ``UserError``.
-    """
-    from llmcore.tokenizer import FILE_NAME, BPETokenizer, CharTokenizer, _read_json, load_tokenizer
-
-    path = Path(folder)
-    path = path / FILE_NAME if path.is_dir() else path
-    data = _read_json(path)
-    source = str(path)
-    if isinstance(data, dict) and "kind" in data:  # an llmcore file, e.g. a run directory
-        return load_tokenizer(data)
-    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
-        raise UserError(f"{source}: not a Hugging Face tokenizer.json (no 'model' object)")
-    model_type = _model_type(data["model"])
-    if model_type == "BPE":
-        return BPETokenizer(data, source=source)
-    if model_type == "WordLevel":
-        return CharTokenizer(_chars_from_word_level(data, source))
-    raise UserError(
-        f"{source}: model type {model_type!r:.40} is not supported; use byte-level BPE or an llmcore char export"
-    )
-
-
-def _chars_from_word_level(data: dict[str, Any], source: str) -> list[str]:
-    # Accept exactly what save_hf writes for a CharTokenizer: chars at 0..n-1, "<unk>" at n.
-    from llmcore.tokenizer import MAX_LOAD_VOCAB, _check_chars
-
-    pre = data.get("pre_tokenizer")
-    model = data["model"]
-    vocab, unk = model.get("vocab"), model.get("unk_token")
-    ok = (
-        isinstance(pre, dict)
-        and pre.get("type") == "Split"
-        and pre.get("pattern") == {"Regex": r"[\s\S]"}
-        and pre.get("behavior") == "Isolated"
-        and not pre.get("invert")
-        and data.get("normalizer") is None
-        and not data.get("added_tokens")
-        and isinstance(vocab, dict)
-        and 1 < len(vocab) <= MAX_LOAD_VOCAB
-        and isinstance(unk, str)
-        and vocab.get(unk) == len(vocab) - 1
-    )
-    if not ok:
-        raise UserError(f"{source}: a WordLevel tokenizer that is not an llmcore char export; not supported")
-    chars = sorted((i, c) for c, i in vocab.items() if c != unk and type(i) is int)
-    if [i for i, _ in chars] != list(range(len(vocab) - 1)):
-        raise UserError(f"{source}: character ids must run 0..n-1 with the unknown token last")
-    try:
-        _check_chars([c for _, c in chars])
-    except UserError as e:
-        raise UserError(f"{source}: {e}") from None
-    return [c for _, c in chars]
