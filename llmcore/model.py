@@ -278,46 +278,46 @@ class Attention(nn.Module):
         return self.out.weight.T.reshape(c.n_heads, c.d_head, c.d_model)
 
     def _glass(self) -> bool:
-        """True when someone is watching the scores or pattern: then write softmax out."""
-        return bool(self.hook_attn_scores._forward_hooks or self.hook_pattern._forward_hooks)
+        """True when any hook (forward or backward) watches the scores or pattern: then write softmax out."""
+        return self.hook_attn_scores.active or self.hook_pattern.active
 
     def forward(self, x, cache: KVCache | None = None, layer: int = 0):
         B, T, _ = x.shape
         c = self.cfg
-        qkv = self.qkv(x).view(B, T, 3, c.n_heads, c.d_head)  # [B, T, q|k|v, nh, hs]
+        qkv = self.qkv(x).view(B, T, 3, c.n_heads, c.d_head)  # [batch, pos, q|k|v, head, d_head]
         if self.hook_q.active or self.hook_k.active or self.hook_v.active:
             q, k, v = (h(t) for h, t in zip((self.hook_q, self.hook_k, self.hook_v), qkv.unbind(2)))
-            q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B, nh, T, hs]
+            q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [batch, head, pos, d_head]
         else:  # nothing watches q, k, v: one permute instead of three transposes
-            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x [B, nh, T, hs]
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x [batch, head, pos, d_head]
 
         past, mask = 0, None
         if cache is not None and cache.per_row:  # each row writes at its own positions
-            where = cache.pos[:, None] + torch.arange(T, device=x.device)  # [B, T] absolute positions
-            rows = torch.arange(B, device=x.device)[:, None]  # [B, 1]
-            cache.k[layer][rows, :, where] = k.transpose(1, 2)  # [B, T, nh, hs] into [B, nh, n_ctx, hs]
+            where = cache.pos[:, None] + torch.arange(T, device=x.device)  # [batch, pos]: absolute positions
+            rows = torch.arange(B, device=x.device)[:, None]  # [batch, 1]
+            cache.k[layer][rows, :, where] = k.transpose(1, 2)  # [batch, pos, head, d_head] into [batch, head, n_ctx, d_head]
             cache.v[layer][rows, :, where] = v.transpose(1, 2)
             S = int(where.max()) + 1  # keys up to the longest row; shorter rows mask the rest
             k, v = cache.k[layer][:, :, :S], cache.v[layer][:, :, :S]
             # row b's query t (at position where[b, t]) may look at keys 0 .. where[b, t]
-            mask = (torch.arange(S, device=x.device) <= where[:, :, None])[:, None]  # [B, 1, T, S]
+            mask = (torch.arange(S, device=x.device) <= where[:, :, None])[:, None]  # [batch, 1, query_pos, key_pos]
         elif cache is not None:  # store this chunk's keys/values, then attend over all so far
             past = cache.pos
             cache.k[layer][:, :, past : past + T] = k
             cache.v[layer][:, :, past : past + T] = v
             k = cache.k[layer][:, :, : past + T]
             v = cache.v[layer][:, :, : past + T]
-        S = k.shape[2]  # number of key positions
+        S = k.shape[2]  # key positions
 
         if self._glass():
-            scores = q @ k.transpose(-2, -1) / math.sqrt(c.d_head)  # [B, nh, T, S]
+            scores = q @ k.transpose(-2, -1) / math.sqrt(c.d_head)  # [batch, head, query_pos, key_pos]
             # query i (at absolute position past + i) may look at keys 0 .. past + i
             if mask is None:
                 mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=past)
             scores = self.hook_attn_scores(scores.masked_fill(~mask, float("-inf")))
             pattern = self.hook_pattern(scores.softmax(dim=-1))
             pattern = _dropout(pattern, self.dropout, self.training)
-            z = pattern @ v  # [B, nh, T, hs]
+            z = pattern @ v  # [batch, head, pos, d_head]
         else:
             p = self.dropout if self.training else 0.0
             if mask is not None:  # per-row lengths
@@ -329,7 +329,7 @@ class Attention(nn.Module):
             else:
                 mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=past)
                 z = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-        z = self.hook_z(z.transpose(1, 2))  # [B, T, nh, hs]
+        z = self.hook_z(z.transpose(1, 2))  # [batch, pos, head, d_head]
         return self.out(z.reshape(B, T, c.d_model))
 
 
@@ -439,7 +439,7 @@ class GPT(HookedRootModule):
         `stop_at_layer=i` returns the residual stream entering block i instead of logits.
         """
         B, T = tokens.shape
-        start = cache.pos if cache is not None else 0  # an int, or [B] lengths (a per-row cache)
+        start = cache.pos if cache is not None else 0  # an int, or [batch] lengths (a per-row cache)
         end = (int(start.max()) if B else 0) + T if isinstance(start, torch.Tensor) else start + T
         if end > self.cfg.n_ctx:
             raise UserError(
@@ -447,11 +447,11 @@ class GPT(HookedRootModule):
                 "crop the input (llmcore.generate slides the window for you)"
             )
         if isinstance(start, torch.Tensor):  # each row at its own positions
-            pos_embed = self.W_pos[start[:, None] + torch.arange(T, device=start.device)]  # [B, T, d_model]
+            pos_embed = self.W_pos[start[:, None] + torch.arange(T, device=start.device)]  # [batch, pos, d_model]
         else:
-            pos_embed = self.W_pos[start : start + T].expand(B, T, self.cfg.d_model)  # [B, T, d_model], as documented
+            pos_embed = self.W_pos[start : start + T].expand(B, T, self.cfg.d_model)  # [batch, pos, d_model], as documented
         x = self.hook_embed(self.W_E[tokens]) + self.hook_pos_embed(pos_embed)
-        x = _dropout(x, self.cfg.dropout, self.training)  # [B, T, d_model]
+        x = _dropout(x, self.cfg.dropout, self.training)  # [batch, pos, d_model]
         if cache is not None and stop_at_layer is not None:
             raise UserError("stop_at_layer cannot be used with a KV cache (the later layers would miss this step)")
         for block in self.blocks if stop_at_layer is None else self.blocks[:stop_at_layer]:
@@ -460,7 +460,7 @@ class GPT(HookedRootModule):
             cache.pos += T
         if stop_at_layer is not None:
             return x
-        return self.ln_final(x) @ self.W_E.T  # [B, T, d_vocab]
+        return self.ln_final(x) @ self.W_E.T  # [batch, pos, d_vocab]
 
     def unembed(self, resid):
         """The last step on its own: residual stream -> logits (used by the logit lens)."""
@@ -503,7 +503,7 @@ def model_lock(model) -> threading.RLock:
 
 
 def loss_fn(logits, targets):
-    """Mean next-token cross-entropy in nats: logits [B, T, V], targets [B, T]."""
+    """Mean next-token cross-entropy in nats: logits [batch, pos, d_vocab], targets [batch, pos]."""
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
 

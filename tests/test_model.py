@@ -75,6 +75,20 @@ def test_fast_path_equals_glass_path_in_training_mode_without_dropout():
     assert torch.allclose(m(t), glass, atol=1e-5)
 
 
+def test_backward_hook_on_the_pattern_fires(model):
+    """A gradient hook on hook_pattern must see the pattern's gradient, so the explicit path must run."""
+    seen = []
+    model.add_hook("blocks.0.attn.hook_pattern", lambda grad, hook: seen.append(tuple(grad.shape)), dir="bwd")
+    try:
+        assert model.blocks[0].attn._glass()
+        model(tokens(batch=1, pos=5)).sum().backward()
+    finally:
+        model.reset_hooks(including_permanent=True)
+        model.zero_grad(set_to_none=True)
+    assert seen == [(1, model.cfg.n_heads, 5, 5)]  # [batch, head, query_pos, key_pos]
+    assert no_hooks_attached(model)
+
+
 def test_run_with_cache_has_every_documented_hook_with_its_shape(model):
     B, T = 3, 7
     _, cache = model.run_with_cache(tokens(B, T))
