@@ -1,12 +1,10 @@
 """Pre-training: replay how the shipped model learned, or train a tiny one live (capped)."""
 
-import html
-
 import live
 import state
 import streamlit as st
 
-from llmcore.viz.common import MONO_FAMILY
+from llmcore.viz.common import MONO_FAMILY, continuation_html
 from llmcore.viz.training import embedding_figure, loss_figure, timeline_figure
 
 
@@ -16,13 +14,10 @@ def sample_html(prompt: str, text: str) -> str:
     New lines show as \u21b5 without breaking the line: an early model writes little but
     new lines, and drawn as breaks its samples made the page thousands of pixels tall.
     """
-    def show(s):
-        return html.escape(s).replace("\n", '<span style="color:#999">\u21b5</span>')
-
     return (f'<div class="llmcore-sample" style="font-family:{MONO_FAMILY};font-size:0.9em;'
             f'border-left:3px solid #0072B2;padding:2px 8px;margin:4px 0;white-space:pre-wrap;'
             f'overflow-wrap:anywhere;max-height:7.5em;overflow-y:auto">'
-            f'<span style="color:#888">{show(prompt)}</span><b>{show(text)}</b></div>')
+            f'{continuation_html(prompt, text, newlines="mark")}</div>')
 
 
 st.title("Pre-training")

@@ -232,3 +232,50 @@ def token_html(
             f'font-family:{MONO_FAMILY}">{_chip_text(text)}{ids}</span>'
         )
     return f'<div class="llmcore-tokens" style="line-height:1.9">{"".join(chips)}</div>'
+
+
+def continuation_html(prompt: str, text: str, newest: str = "", *, newlines: str = "break",
+                      width: int | None = None) -> str:
+    """The prompt in grey, then what the model wrote in bold (`newest`, its last token, underlined).
+
+    Escaped HTML; characters that print as nothing show as escapes (``\\x07``).
+    newlines: "break" shows ↵ and starts a new line; "mark" shows a faint ↵ and goes on
+    (an early model writes little but new lines: as breaks they make a page very tall).
+    width: break lines longer than this after a space (a plotly table cell does not wrap).
+
+    >>> continuation_html("Mia", " ran\\n", "!")
+    '<span style="color:#888">Mia</span><b> ran↵<br><u>!</u></b>'
+    """
+    if newlines not in ("break", "mark"):
+        raise ValueError(f"newlines must be 'break' or 'mark', not {newlines!r}")
+    new_line = "\u21b5<br>" if newlines == "break" else '<span style="color:#999">\u21b5</span>'
+    column = 0  # where the next piece starts on its line, for wrapping
+
+    def show(s: str) -> str:
+        nonlocal column
+        s = "".join(ch if ch.isprintable() or ch == "\n" else ascii(ch)[1:-1] for ch in s)
+        lines = s.split("\n")
+        out = []
+        for k, line in enumerate(lines):
+            start = column if k == 0 else 0
+            parts = _wrap(line, width, first=width - start) if width and newlines == "break" else [line]
+            out.append("<br>".join(html.escape(part, quote=False) for part in parts))
+            column = (start + len(line)) % width if width else 0
+        return new_line.join(out)
+
+    grey = f'<span style="color:#888">{show(prompt)}</span>'
+    if not text and not newest:
+        return grey
+    done = show(text)
+    return f"{grey}<b>{done}<u>{show(newest)}</u></b>" if newest else f"{grey}<b>{done}</b>"
+
+
+def _wrap(s: str, width: int, first: int | None = None) -> list[str]:
+    """Lines of one line `s`, at most `width` characters (the first at most `first`), broken after a space."""
+    out, room = [], width if first is None else max(1, first)
+    while len(s) > room:
+        cut = s.rfind(" ", 0, room) + 1 or room  # after the last space, else mid-run
+        out.append(s[:cut])
+        s, room = s[cut:], width
+    out.append(s)
+    return out

@@ -19,7 +19,7 @@ import html
 import math
 
 from llmcore.errors import UserError
-from llmcore.viz.common import HIGHLIGHT_COLOUR, MONO_FAMILY, OKABE_ITO, STAGE_COLOURS, apply_theme
+from llmcore.viz.common import HIGHLIGHT_COLOUR, MONO_FAMILY, OKABE_ITO, STAGE_COLOURS, apply_theme, continuation_html
 
 _SHOW = {" ": "\u00b7", "\n": "\u21b5", "\t": "\u2192"}
 BAR_COLOUR = OKABE_ITO["sky_blue"]
@@ -82,17 +82,6 @@ def next_token_figure(alternatives, chosen: str | None = None, *, title: str | N
     return apply_theme(fig, title=title, projector=projector)
 
 
-def _text_cell(prompt: str, pieces: list[str], width: int = 100) -> str:
-    """Prompt (grey) + generated tokens (bold, the newest underlined), escaped, newlines kept."""
-    def show(s):
-        return html.escape(s, quote=False).replace("\n", "\u21b5<br>")
-
-    if not pieces:
-        return f'<span style="color:#888">{show(prompt)}</span>'
-    done, last = "".join(pieces[:-1]), pieces[-1]
-    return f'<span style="color:#888">{show(prompt)}</span><b>{show(done)}<u>{show(last)}</u></b>'
-
-
 def generation_figure(steps, prompt: str, *, projector: bool = False):
     """The text growing one token per frame, with that token's probability bars.
 
@@ -114,7 +103,7 @@ def generation_figure(steps, prompt: str, *, projector: bool = False):
 
     def cell(i):
         return go.Table(header={"values": [f"token {i + 1} of {len(steps)}"], "align": "left", "fill_color": "#e8f5ef"},
-                        cells={"values": [[_text_cell(prompt, [s.text for s in steps[: i + 1]])]], "align": "left",
+                        cells={"values": [[continuation_html(prompt, "".join(s.text for s in steps[:i]), steps[i].text, width=100)]], "align": "left",
                                "font": {"family": MONO_FAMILY, "size": 14}, "fill_color": "#ffffff"})
 
     def bars(i):

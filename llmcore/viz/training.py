@@ -18,7 +18,7 @@ import html
 import math
 
 from llmcore.errors import UserError
-from llmcore.viz.common import MONO_FAMILY, OKABE_ITO, apply_theme
+from llmcore.viz.common import MONO_FAMILY, OKABE_ITO, apply_theme, continuation_html
 
 _SHOW = {" ": "\u00b7", "\n": "\u21b5", "\t": "\u2192"}
 
@@ -76,42 +76,6 @@ def loss_figure(metrics: list[dict], *, projector: bool = False):
     return fig
 
 
-def _wrap(s: str, width: int, first: int | None = None) -> list[str]:
-    """Lines of `s` at most `width` characters (the first at most `first`), broken after a space.
-
-    A plotly table cell does not wrap a long run of characters itself.
-    """
-    out, room = [], width if first is None else max(1, first)
-    for line in s.split("\n"):
-        while len(line) > room:
-            cut = line.rfind(" ", 0, room) + 1 or room  # after the last space, else mid-run
-            out.append(line[:cut])
-            line, room = line[cut:], width
-        out.append(line)
-        room = width
-    return out
-
-
-def _sample_html(prompt: str, text: str, width: int = 90) -> str:
-    """A prompt (grey) and its continuation (bold) for a table cell: escaped, lines wrapped.
-
-    Newlines show as ↵ and break the line; long lines break after a space (or every `width` characters).
-    """
-    def cell(s, start):  # `start`: the column the text begins at on its first line
-        out = []
-        for k, line in enumerate(s.split("\n")):
-            parts = _wrap(line, width, first=width - start if k == 0 else None)
-            out.append("<br>".join(html.escape(part, quote=False) for part in parts))
-        return "\u21b5<br>".join(out)
-
-    def visible(s):
-        return "".join(c if c.isprintable() or c == "\n" else ascii(c)[1:-1] for c in s)
-
-    prompt, text = visible(prompt), visible(text)
-    col = len(prompt.rsplit("\n", 1)[-1]) % width  # where the continuation starts on its line
-    return f'<span style="color:#888">{cell(prompt, 0)}</span><b>{cell(text, col)}</b>'
-
-
 def _check_timeline(timeline) -> list[dict]:
     if not isinstance(timeline, (list, tuple)):
         raise UserError("the timeline must be a list of rows (timeline.jsonl)")
@@ -162,7 +126,7 @@ def timeline_figure(timeline: list[dict], metrics: list[dict] | None = None, *, 
             header={"values": ["prompt", f"what the model writes at step {row['step']:,}"], "align": "left",
                     "fill_color": "#e8eef6", "font": {"size": 14}},
             cells={"values": [[html.escape(repr(p)) for p in prompts],
-                              [_sample_html(p, str(samples.get(p, ""))) for p in prompts]],
+                              [continuation_html(p, str(samples.get(p, "")), width=90) for p in prompts]],
                    "align": "left", "height": 30, "fill_color": "#ffffff",
                    "font": {"family": MONO_FAMILY, "size": 13}},
         )
