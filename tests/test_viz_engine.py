@@ -341,3 +341,17 @@ def test_sampling_data_never_sees_another_threads_hooks(run):
         t.join()
     assert not errors and len(results) == 30
     assert all(r == baseline for r in results)
+
+
+def test_continuation_html_escapes_marks_and_wraps():
+    from llmcore.viz.common import continuation_html
+
+    out = continuation_html("<i>Mia", " ran\n<b>", "!\x07")
+    assert out.startswith('<span style="color:#888">&lt;i&gt;Mia</span><b>') and "&lt;b&gt;" in out
+    assert "<u>!\\x07</u>" in out and "\u21b5<br>" in out  # newest token underlined, control char visible
+    assert "<br>" not in continuation_html("a", "\n" * 50, newlines="mark")  # marks never break a line
+    wrapped = continuation_html("x" * 25, " word" * 40, width=30)
+    lines = wrapped.replace('<span style="color:#888">', "").replace("</span>", "").replace("<b>", "").replace("</b>", "")
+    assert max(len(line) for line in lines.split("<br>")) <= 30 and lines.count("<br>") >= 6
+    with pytest.raises(ValueError):
+        continuation_html("a", "b", newlines="wrap")
