@@ -114,7 +114,7 @@ def hooks_skipped():
 
     Measures what an engine fast path `x if not hp._forward_hooks else hp(x)` would save.
     """
-    from transformer_lens.hook_points import HookPoint
+    from llmcore.hooks import HookPoint
 
     original = HookPoint.__call__
 

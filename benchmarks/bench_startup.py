@@ -5,7 +5,7 @@ them, though the OS file cache is warm after the first), best of --repeat:
 
     python                      the interpreter alone (the floor everything else sits on)
     import llmcore              the package: must stay cheap (no torch, plotly, transformers)
-    import llmcore.model        the model module: pays for torch and transformer_lens
+    import llmcore.model        the model module: pays for torch (its hook points are llmcore.hooks)
     load_run("storyworld")      open the shipped run: weights + tokenizer, ready to generate
     import transformers GPT2    the peer: what `from transformers import GPT2LMHeadModel` costs
 

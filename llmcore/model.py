@@ -37,10 +37,9 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformer_lens.hook_points import HookPoint
-from transformer_lens.HookedRootModule import HookedRootModule
 
 from llmcore.errors import UserError
+from llmcore.hooks import HookedRootModule, HookPoint  # TransformerLens's API, without its imports
 
 
 class Hook(HookPoint):
