@@ -443,46 +443,20 @@ def forward_walk(_run, key: str, prompt: str, layer: int, head: int):
     return walk(_run.model, _run.tokenizer, prompt, layer=layer, head=head)
 
 
-def first_word(text: str) -> str:
-    """The whole word (or the one mark) a text starts with: " bridge. The" -> "bridge"."""
-    import re
-
-    m = re.match(r"\s*([^\W_]+(?:['\-][^\W_]+)*|\S)", text)
-    return m.group(1) if m else text.strip()
-
-
 @st.cache_data(max_entries=64, show_spinner=False)
 def model_word(_run, key: str, context: str) -> tuple[str, str, float]:
-    """The model's first-choice next word: (its first token, the whole word written greedily, p of the token).
+    """llmcore.guess.model_word, once per (run, context)."""
+    from llmcore.guess import model_word
 
-    The model writes a word a piece at a time ("b" then "ridge"); letting it finish its
-    most likely piece greedily gives a word to compare with a person's guess.
-    """
-    from llmcore.generate import Sampling, generate, next_token_probs
-
-    first, p = next_token_probs(_run.model, _run.tokenizer, context, k=1)[0]
-    more = generate(_run.model, _run.tokenizer, context, Sampling(temperature=0, max_new_tokens=8))
-    return first, first_word(more), float(p)
+    return model_word(_run.model, _run.tokenizer, context)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def guess_round(_tokenizer, tokenizer_key: str, text: str, seed: int) -> tuple[str, str]:
-    """A round of "guess the next word": (the text so far, the whole word that really came next).
+    """llmcore.guess.round_from, once per (tokenizer, text, seed)."""
+    from llmcore.guess import round_from
 
-    Cuts `text` at a token that starts a new word, with 12 to 40 tokens before it.
-    """
-    import random
-
-    tokenizer = _tokenizer
-    ids = tokenizer.encode(text)
-    rng = random.Random(seed)
-    starts = [i for i in range(12, len(ids)) if tokenizer.token_str(ids[i])[:1] == " "
-              and tokenizer.token_str(ids[i])[1:2].isalpha()] or list(range(1, len(ids)))
-    if not starts:
-        raise UserError("the text is too short for the game")
-    i = rng.choice(starts)
-    before = ids[max(0, i - rng.randint(12, 40)) : i]
-    return tokenizer.decode(before), first_word(tokenizer.decode(ids[i : i + 8]))
+    return round_from(_tokenizer, text, seed)
 
 
 def bridge_feature(run, sae, match: dict, text: str):

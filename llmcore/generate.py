@@ -219,3 +219,20 @@ def next_token_probs(model, tokenizer, prompt: str, k: int = 10) -> list[tuple[s
         logits = model(torch.tensor([ids], device=next(model.parameters()).device))[0, -1]
     top = torch.topk(logits.float().softmax(-1), min(k, logits.numel()))
     return [(tokenizer.token_str(int(t)), float(p)) for p, t in zip(top.values, top.indices)]
+
+
+def sampling_data(model, tokenizer, prompt: str, sampling, k: int = 12) -> tuple[list[float], list[float], list[str]]:
+    """(model's probabilities, probabilities after the knobs, token labels) for the top `k` tokens.
+
+    "Top" means the model's own top k at temperature 1; the knobs (`sampling`: temperature,
+    top-k, top-p) are applied by `llmcore.generate.distribution`, exactly as when generating.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100:
+        raise UserError(f"k must be a whole number from 1 to 100, got {k!r}")
+    ids, _ = encode_prompt(tokenizer, prompt, model.cfg.n_ctx)
+    with torch.no_grad(), model_lock(model):
+        logits = model(torch.tensor([ids], device=next(model.parameters()).device))[0, -1].float().cpu()
+    before = logits.softmax(-1)
+    after = distribution(logits, sampling)
+    top = torch.topk(before, min(k, before.numel())).indices.tolist()
+    return [float(before[t]) for t in top], [float(after[t]) for t in top], [tokenizer.token_str(t) for t in top]

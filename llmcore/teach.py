@@ -285,8 +285,8 @@ def sampling_explorer(model, tokenizer, prompt: str, *, k: int = 12):
     """
     import ipywidgets as widgets
 
-    from llmcore.generate import Sampling
-    from llmcore.viz.inference import sampling_data, sampling_figure
+    from llmcore.generate import Sampling, sampling_data
+    from llmcore.viz.inference import sampling_figure
     from llmcore.viz.static import images_wanted, still_bundle
 
     def redraw(temperature=1.0, top_k=0, top_p=1.0):

@@ -479,14 +479,15 @@ def test_inference_survives_odd_prompts(dash_run):
 
 def test_guess_compares_whole_words(dash_run):
     """The real next word and the model's guess are whole words, the model's finished greedily."""
-    import state
+    from llmcore.guess import first_word, same_word
 
-    assert state.first_word(" bridge. The") == "bridge" and state.first_word(", and") == ","
+    assert first_word(" bridge. The") == "bridge" and first_word(", and") == ","
+    assert same_word(" Bridge!", "bridge") and not same_word("  ", "") and not same_word("bridges", "bridge")
     at = app("app_pages/inference.py")
     button(at, "Reveal").click().run()
     ok(at)
     game = at.session_state["game"]
-    assert game["word"] == state.first_word(game["word"]) and game["word"].startswith(game["piece"].strip())
+    assert game["word"] == first_word(game["word"]) and game["word"].startswith(game["piece"].strip())
     said = next(m.value for m in at.markdown if "What really came next" in m.value)
     assert game["word"] in said.replace("\\", "")
 

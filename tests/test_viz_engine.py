@@ -264,8 +264,8 @@ def test_generation_figure_one_frame_per_token(run):
 
 
 def test_sampling_data_and_figure(run):
-    from llmcore.generate import Sampling
-    from llmcore.viz.inference import sampling_data, sampling_figure
+    from llmcore.generate import Sampling, sampling_data
+    from llmcore.viz.inference import sampling_figure
 
     before, after, labels = sampling_data(run.model, run.tokenizer, "Once upon", Sampling(top_k=3), k=8)
     assert len(before) == len(after) == len(labels) == 8
@@ -314,8 +314,7 @@ def test_sampling_data_never_sees_another_threads_hooks(run):
     """A hosted dashboard shares one model: a steering hook in one thread must not leak into another."""
     import threading
 
-    from llmcore.generate import Sampling
-    from llmcore.viz.inference import sampling_data
+    from llmcore.generate import Sampling, sampling_data
 
     s = Sampling(temperature=0.7)
     baseline = sampling_data(run.model, run.tokenizer, "Once upon a", s, k=5)

@@ -7,10 +7,11 @@ import state
 import streamlit as st
 
 from llmcore.errors import UserError
-from llmcore.generate import Sampling, next_token_probs, steps
+from llmcore.generate import Sampling, next_token_probs, sampling_data, steps
+from llmcore.guess import first_word, same_word
 from llmcore.serve import complete
 from llmcore.viz.common import token_html
-from llmcore.viz.inference import generation_figure, next_token_figure, sampling_data, sampling_figure
+from llmcore.viz.inference import generation_figure, next_token_figure, sampling_figure
 
 st.title("The inference engine")
 st.markdown("The model only ever answers one question: *which token comes next, with what probability?* "
@@ -103,8 +104,8 @@ with state.guard():
         top = next_token_probs(run.model, run.tokenizer, context, k=10)
         piece, word, _ = state.model_word(run, state.run_key(run), context)
         game["revealed"], game["played"] = game["round"], game["played"] + 1
-        game["you"] += int(bool(guess.strip()) and state.first_word(guess).lower() == actual.lower())
-        game["model"] += int(word.lower() == actual.lower())
+        game["you"] += int(same_word(guess, actual))
+        game["model"] += int(same_word(word, actual))
         game["top"], game["piece"], game["word"] = top, piece, word
     if b2.button("Next round"):
         game["round"] += 1
@@ -116,7 +117,7 @@ with state.guard():
         how = (f" (its first piece **{esc(piece.strip() or repr(piece))}**, finished as it would finish it)"
                if piece.strip() != word else "")
         st.markdown(f"What really came next: **{esc(actual)}**; you guessed "
-                    f"**{esc(state.first_word(guess)) if guess.strip() else '(nothing)'}**; the model's first choice: "
+                    f"**{esc(first_word(guess)) if guess.strip() else '(nothing)'}**; the model's first choice: "
                     f"**{esc(word)}**{how}.")
         start = next((t for t, _ in game["top"] if t.strip() and actual.startswith(t.strip())), None)
         state.chart(next_token_figure(game["top"], start, title="The model's first pieces (orange: how the real "

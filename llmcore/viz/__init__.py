@@ -4,7 +4,7 @@
     training     loss_figure, timeline_figure, embedding_figure
     params       histogram_figure, treemap_figure, dtype_figure, raw_bytes_html
     model        architecture_figure, step_figure, forward_figure, stream_figure
-    inference    next_token_figure, generation_figure, sampling_figure, sampling_data, kv_cache_figure
+    inference    next_token_figure, generation_figure, sampling_figure, kv_cache_figure
     interpret    attention_figure, logit_lens_figure, feature_histogram_figure, steering_figure, ...
     compress     compression_figure
     scale        calculator_figure, ladder_figure
@@ -27,8 +27,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("loss_figure", "timeline_figure", "embedding_figure"), "training"),
     **dict.fromkeys(("histogram_figure", "treemap_figure", "dtype_figure", "raw_bytes_html"), "params"),
     **dict.fromkeys(("architecture_figure", "step_figure", "forward_figure", "stream_figure"), "model"),
-    **dict.fromkeys(("next_token_figure", "generation_figure", "sampling_figure", "sampling_data",
-                     "kv_cache_figure"), "inference"),
+    **dict.fromkeys(("next_token_figure", "generation_figure", "sampling_figure", "kv_cache_figure"), "inference"),
     **dict.fromkeys(("attention_figure", "attention_heads_figure", "logit_lens_figure", "feature_histogram_figure",
                      "feature_logits_figure", "contexts_html", "concepts_figure", "steering_figure"), "interpret"),
     "compression_figure": "compress",

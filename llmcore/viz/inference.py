@@ -4,7 +4,7 @@
   token as bars, the one it drew highlighted.
 - `generation_figure(steps, prompt)`: the text growing token by token (frames, with a
   slider and a play button), each frame with that step's probability bars.
-- `sampling_data(...)` + `sampling_figure(before, after, labels)`: how temperature,
+- `sampling_figure(before, after, labels)` (from `llmcore.generate.sampling_data`): how temperature,
   top-k and top-p reshape the model's distribution before a token is drawn
   (`llmcore.generate.distribution` does the reshaping).
 - `kv_cache_figure(rows)`: time to generate n tokens with and without the KV cache
@@ -133,28 +133,6 @@ def generation_figure(steps, prompt: str, *, projector: bool = False):
     apply_theme(fig, title=title(0), projector=projector)
     fig.update_layout(margin={"b": 140})
     return fig
-
-
-def sampling_data(model, tokenizer, prompt: str, sampling, k: int = 12) -> tuple[list[float], list[float], list[str]]:
-    """(model's probabilities, probabilities after the knobs, token labels) for the top `k` tokens.
-
-    "Top" means the model's own top k at temperature 1; the knobs (`sampling`: temperature,
-    top-k, top-p) are applied by `llmcore.generate.distribution`, exactly as when generating.
-    """
-    import torch
-
-    from llmcore.generate import distribution, encode_prompt
-    from llmcore.model import model_lock
-
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 100:
-        raise UserError(f"k must be a whole number from 1 to 100, got {k!r}")
-    ids, _ = encode_prompt(tokenizer, prompt, model.cfg.n_ctx)
-    with torch.no_grad(), model_lock(model):
-        logits = model(torch.tensor([ids], device=next(model.parameters()).device))[0, -1].float().cpu()
-    before = logits.softmax(-1)
-    after = distribution(logits, sampling)
-    top = torch.topk(before, min(k, before.numel())).indices.tolist()
-    return [float(before[t]) for t in top], [float(after[t]) for t in top], [tokenizer.token_str(t) for t in top]
 
 
 def sampling_figure(probs_before, probs_after, labels, *, settings: str = "", projector: bool = False):
