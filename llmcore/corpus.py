@@ -432,7 +432,7 @@ def _fill(template: str, cast: dict[str, str], rng: random.Random) -> str:
 def _topic(rng: random.Random) -> str | None:
     """A story's concept, drawn at CONCEPT_RATES, or None (an ordinary story)."""
     u = rng.random()
-    for concept, rate in CONCEPT_RATES.items():  # u < 0.03 -> bridge, < 0.08 -> ocean, ...
+    for concept, rate in CONCEPT_RATES.items():  # u < 0.04 -> bridge, < 0.09 -> ocean, ...
         if u < rate:
             return concept
         u -= rate
@@ -592,7 +592,7 @@ def load_corpus(name_or_path: str, split: str = "train", n_chars: int | None = N
     """The one way llmcore gets text: a built-in name (see CORPORA) or a path, and a split.
 
     - "storyworld": train is storyworld(seed=0), val a fresh world from seed
-      VAL_SEED (120k chars), never seen in training; "all" is the train world.
+      VAL_SEED (VAL_CHARS, 240k characters), never seen in training; "all" is the train world.
       n_chars sets the size generated.
     - "python-docs" or a path: the text is cut once by Corpus.split(0.1); "all"
       is the whole text. n_chars keeps only the first n_chars before cutting.

@@ -6,7 +6,7 @@
       metrics.jsonl       one JSON line per logged step: loss, learning rate, tokens/s, val loss
       timeline.jsonl      samples written while training, to replay "watch it learn"
       sae.safetensors     (optional) a sparse autoencoder trained on the run's activations
-      checkpoint.safetensors + checkpoint.json   (while training) what --resume needs
+      checkpoint.safetensors   (while training) what --resume needs: weights, optimizer, step, schedule
 
 Everything else in llmcore opens a run with `load_run`, by path or by the name of a
 run that ships in `llmcore/assets/` (`load_run("storyworld")`).
@@ -20,14 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmcore.errors import UserError
+from llmcore.files import LOCK_FILE
 
 ASSETS = Path(__file__).parent / "assets"
-MODEL_FILE, TOKENIZER_FILE, METRICS_FILE, TIMELINE_FILE, SAE_FILE = (
+MODEL_FILE, TOKENIZER_FILE, METRICS_FILE, TIMELINE_FILE, SAE_FILE, CHECKPOINT_FILE = (
     "model.safetensors",
     "tokenizer.json",
     "metrics.jsonl",
     "timeline.jsonl",
     "sae.safetensors",
+    "checkpoint.safetensors",
 )
 
 
@@ -49,7 +51,7 @@ def resolve_run(name_or_path) -> Path:
     raise UserError(f"{name_or_path!r} is not a run directory (no {MODEL_FILE}); shipped runs: {shipped}")
 
 
-RUN_ONLY_FILES = (METRICS_FILE, TIMELINE_FILE, SAE_FILE, "checkpoint.safetensors", ".llmcore.lock")
+RUN_ONLY_FILES = (METRICS_FILE, TIMELINE_FILE, SAE_FILE, CHECKPOINT_FILE, LOCK_FILE)
 
 
 def run_evidence(folder) -> str | None:

@@ -43,11 +43,18 @@ from llmcore.files import (
 )
 from llmcore.model import GPT, config_from_preset, loss_fn
 from llmcore.params import save_params
-from llmcore.run import METRICS_FILE, MODEL_FILE, SAE_FILE, TIMELINE_FILE, TOKENIZER_FILE, read_jsonl
+from llmcore.run import (
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    SAE_FILE,
+    TIMELINE_FILE,
+    TOKENIZER_FILE,
+    read_jsonl,
+)
 from llmcore.schedule import BudgetClock, lr_at
 
 log = logging.getLogger(__name__)
-CHECKPOINT_FILE = "checkpoint.safetensors"
 TIMELINE_PROMPTS = ("Once upon a time", "Mia went to the", "\n")  # the story world's; other texts give their own
 EARLY_SAMPLES = (10, 25, 50, 100)  # extra timeline points where the model changes fastest
 TIMELINE_TOKENS = 60  # how many frequent tokens the timeline's embedding map follows
