@@ -193,41 +193,67 @@ def _fmt_shape(shape) -> str:
     return "[" + ", ".join(str(n) for n in shape) + "]"
 
 
-def judge(ex: CodeExercise, fn) -> tuple[bool | None, str]:
-    """Run the learner's `fn` on the real inputs: (True, why) if right, (False, what differs),
-    or (None, ...) when the function still returns None (the exercise is not done yet)."""
+def judge_function(fn, cases: list[tuple], want: list, mistakes, miss) -> tuple[bool | None, str]:
+    """The one checker for an answer that is a function, whatever its exercise.
+
+    Runs `fn` on every case (fresh copies of tensors, so a function that writes on its
+    inputs spoils nothing), then: (True, "") when `miss(got, want, case)` finds nothing
+    wrong anywhere; (False, why) for a crash, or for outputs equal to a *named mistake*'s
+    (`mistakes`: pairs of a callable giving that wrong version's outputs, and why);
+    (False, the first miss) otherwise; (None, ...) while the function returns None.
+    """
     import torch
 
     if not callable(fn):
-        return False, f"give the function itself (its name, without brackets), not {type(fn).__name__}."
-    inputs = ex.inputs()
-    want = ex.expected()
+        return False, f"{repr(fn)[:40]} is not a function: give the function itself (its name, without brackets)."
     try:
         with torch.no_grad():
-            got = fn(*(t.clone() if isinstance(t, torch.Tensor) else t for t in inputs))
+            got = [fn(*(t.clone() if isinstance(t, torch.Tensor) else t for t in case)) for case in cases]
     except Exception as e:  # any mistake in the learner's code: one line, no traceback
         reason = str(e).splitlines()[0] if str(e) else ""
         return False, f"your function stopped with {type(e).__name__}: {reason}"[:300]
-    if got is None:
+    if got[0] is None:
         return None, "your function returns None: write its body."
-    try:
-        got = torch.as_tensor(got).detach().float()
-    except (TypeError, ValueError, RuntimeError):
-        return False, f"your function returned {type(got).__name__}; return a torch tensor."
-    if got.shape != want.shape:
-        for wrong, why in ex.mistakes:
-            if wrong(*inputs).shape == got.shape:
-                return False, f"it returns shape {_fmt_shape(got.shape)}: {why}"
-        return False, f"it returns shape {_fmt_shape(got.shape)}; the model's is {_fmt_shape(want.shape)}."
-    if torch.isnan(got).any():
-        return False, "it returns NaN (not a number) somewhere: look for 0/0 or inf - inf."
-    diff = _max_diff(got, want)
-    if diff <= ATOL:
+    misses = [miss(g, w, case) for g, w, case in zip(got, want, cases)]
+    if not any(misses):
+        return True, ""
+    for wrong_outputs, why in mistakes:
+        try:
+            if not any(miss(g, w, case) for g, w, case in zip(got, wrong_outputs(), cases)):
+                return False, why
+        except Exception:  # a wrong version that cannot run on some input matches nothing
+            continue
+    return False, next(m for m in misses if m)
+
+
+def judge(ex: CodeExercise, fn) -> tuple[bool | None, str]:
+    """Run the learner's `fn` on the real inputs and compare with the model's hook values."""
+    inputs, want = ex.inputs(), ex.expected()
+
+    def miss(got, want, _case) -> str | None:
+        import torch
+
+        try:
+            got = torch.as_tensor(got).detach().float()
+        except (TypeError, ValueError, RuntimeError):
+            return f"your function returned {type(got).__name__}; return a torch tensor."
+        if got.shape != want.shape:
+            return f"it returns shape {_fmt_shape(got.shape)}; the model's is {_fmt_shape(want.shape)}."
+        if torch.isnan(got).any() and not torch.isnan(want).any():
+            return "it returns NaN (not a number) somewhere: look for 0/0 or inf - inf."
+        diff = _max_diff(got, want.float())
+        return None if diff <= ATOL else f"differs from {ex.source} by up to {diff:.3g}. Hint: {ex.hint}"
+
+    mistakes = [(lambda wrong=wrong: [wrong(*inputs)], why) for wrong, why in ex.mistakes]
+    ok, why = judge_function(fn, [inputs], [want], mistakes, miss)
+    if ok:
+        import torch
+
+        with torch.no_grad():
+            diff = _max_diff(torch.as_tensor(fn(*(t.clone() if isinstance(t, torch.Tensor) else t for t in inputs)))
+                             .float(), want)
         return True, f"matches {ex.source} to within {ATOL:g} (largest difference {diff:.2g})"
-    for wrong, why in ex.mistakes:
-        if _max_diff(got, wrong(*inputs).float()) <= ATOL:
-            return False, why
-    return False, f"differs from {ex.source} by up to {diff:.3g}. Hint: {ex.hint}"
+    return ok, why
 
 
 def _max_diff(a, b) -> float:

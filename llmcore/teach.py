@@ -43,7 +43,7 @@ import math
 from dataclasses import dataclass
 
 from llmcore import SMOKE_ENV, smoke  # noqa: F401 (the notebooks' and tests' names)
-from llmcore.code_exercises import CODE_EXERCISES, CodeExercise, judge
+from llmcore.code_exercises import CODE_EXERCISES, CodeExercise, judge, judge_function
 from llmcore.errors import UserError
 from llmcore.exercises import EXERCISES, Exercise, mystery_feature  # noqa: F401 (the notebooks' names)
 
@@ -145,28 +145,20 @@ def _call(case: tuple) -> str:
 
 def _check_function(exercise: str, ex: Exercise, fn) -> Feedback:
     """Run the learner's function on the exercise's cases; compare with the reference, then the mistakes."""
-    if not callable(fn):
-        return Feedback(exercise, False, f"{_show(fn)} is not a function: write `def ...` and pass its name.")
-    name, cases = getattr(fn, "__name__", "your function"), ex.cases()
-    try:
-        got = _outputs(fn, cases)
-    except Exception as e:  # the learner's code: any error is feedback, never a traceback
-        return Feedback(exercise, False, f"{name} raised {type(e).__name__}: {e}. Hint: {ex.hint}")
-    if got[0] is None:
+    name, cases, reference = getattr(fn, "__name__", "your function"), ex.cases(), ex.expected()
+
+    def miss(got, want, case) -> str | None:
+        return None if _same(got, want, ex.rel_tol) else (
+            f"{name}{_call(case)} gives {_show(got)}, but it should be {_show(want)}. Hint: {ex.hint}")
+
+    mistakes = [(lambda wrong=wrong: _outputs(wrong(reference), cases), why) for wrong, why in ex.mistakes]
+    ok, why = judge_function(fn, cases, _outputs(reference, cases), mistakes, miss)
+    if ok is None:
         return Feedback(exercise, None, f"Exercise {exercise}: {ex.question} Hint: {ex.hint}")  # body not written yet
-    want = _outputs(ex.expected(), cases)
-    if all(_same(g, w, ex.rel_tol) for g, w in zip(got, want)):
+    if ok:
         return Feedback(exercise, True, f"{name} gives the right answer on all {len(cases)} inputs, e.g. "
-                                        f"{name}{_call(cases[0])} = {_show(got[0])}.")
-    for wrong, why in ex.mistakes:
-        try:
-            if all(_same(g, w, ex.rel_tol) for g, w in zip(got, _outputs(wrong(ex.expected()), cases))):
-                return Feedback(exercise, False, f"{name}: {why}")
-        except Exception:  # a wrong version that cannot run on some input matches nothing
-            continue
-    i = next(i for i, (g, w) in enumerate(zip(got, want)) if not _same(g, w, ex.rel_tol))
-    return Feedback(exercise, False, f"{name}{_call(cases[i])} gives {_show(got[i])}, but it should be "
-                                     f"{_show(want[i])}. Hint: {ex.hint}")
+                                        f"{name}{_call(cases[0])} = {_show(reference(*cases[0]))}.")
+    return Feedback(exercise, False, why if why.startswith(name) or not callable(fn) else f"{name}: {why}")
 
 
 def expected(exercise: str):
