@@ -310,7 +310,29 @@ def _gpu_hours(n_params, tokens):
 def _gpu_hours_cases() -> list[tuple]:
     from llmcore import scale
 
-    return [(175e9, 300e9), (scale.get_preset("llama-2-70b").param_count(), 2e12), (940_800, 2_457_600)]
+    run = _run()
+    return [(175e9, 300e9), (scale.get_preset("llama-2-70b").param_count(), 2e12),
+            (run.model.n_params(), run.provenance["tokens_seen"])]
+
+
+def _winner_at_equal_steps() -> str:
+    from llmcore import sizes
+
+    rows = sizes.compare()
+    return sizes.winner(rows, step=min(r["steps"] for r in rows))
+
+
+def _winner_at_equal_compute() -> str:
+    """The lowest held-out loss when every size has used the compute the smallest used for all its steps."""
+    from llmcore import sizes
+
+    rows = sizes.compare()
+    return sizes.winner(rows, flops=rows[0]["steps"] * rows[0]["flops_per_step"])
+
+
+def _other_sizes(why: dict[str, str]) -> list[tuple[Callable, str]]:
+    """A mistake for every size but the right one (None for the right one: it is not a mistake)."""
+    return [(lambda e, n=name: n if n != e else None, message) for name, message in why.items()]
 
 
 def _other_concepts(message: str) -> list[tuple[Callable, str]]:
@@ -319,6 +341,8 @@ def _other_concepts(message: str) -> list[tuple[Callable, str]]:
 
     return [(lambda e, c=c: c if c != e else None, message) for c in CONCEPT_RATES]
 
+
+SMALLEST_FIRST = "nano, micro or storyworld"
 
 EXERCISES: dict[str, Exercise] = {
     "00.1": Exercise(
@@ -379,9 +403,9 @@ EXERCISES: dict[str, Exercise] = {
     "02.1": Exercise(
         "Before training, a model spreads its guess evenly over its whole vocabulary. What would that first "
         "loss be (nats per token) for a model using chapter 01's character tokenizer instead of BPE?",
-        "every token has probability 1/V, and the loss is -ln(1/V) = ln V, `math.log(V)`, where "
-        "`V = CharTokenizer.train(load_corpus('storyworld', 'train').text).vocab_size` "
-        "(after `from llmcore.tokenizer import CharTokenizer`).",
+        "every token has probability 1/V, and the loss is -ln(1/V) = ln V. In code: "
+        "`from llmcore.tokenizer import CharTokenizer`, then "
+        "`V = CharTokenizer.train(load_corpus('storyworld', 'train').text).vocab_size`, and `math.log(V)`.",
         lambda: math.log(_char_vocab()), rel_tol=0.01,
         mistakes=[(lambda e: math.log(1024), "that is for the BPE tokenizer's 1,024 tokens; the character tokenizer has fewer."),
                   (lambda e: e / math.log(2), "that is in bits (log base 2); the loss uses the natural log, ln."),
@@ -493,6 +517,35 @@ EXERCISES: dict[str, Exercise] = {
         mistakes=[(lambda e: e + 1, "blocks count from 0: the first block is block 0.")],
     ),
     "07.1": Exercise(
+        "Three models of growing size (nano, micro, storyworld) learnt the same stories with the same recipe, "
+        "for the same number of steps. Predict: which one ends with the lowest held-out loss? Answer with its "
+        f"name: {SMALLEST_FIRST}.",
+        "the final held-out losses are `[(r['name'], r['final_val_loss']) for r in sizes.compare()]`; "
+        "decide before you look.",
+        _winner_at_equal_steps, kind="text",
+        mistakes=_other_sizes({
+            "nano": "nano is the fastest, but with the same steps every model sees the same tokens: the one with "
+                    "more parameters learns more from them.",
+            "micro": "micro is in the middle; with the same steps, more parameters learn more from the same tokens.",
+            "storyworld": "storyworld has the most parameters, but here that was not enough: look at the curves."}),
+    ),
+    "07.2": Exercise(
+        "Now give each of the three the same compute instead of the same steps: the arithmetic nano did in all "
+        "its steps (6 x parameters x tokens). A smaller model takes more steps for it. When that compute is used "
+        f"up, which one has the lowest held-out loss? Answer with its name: {SMALLEST_FIRST}.",
+        "`sizes.winner(rows, flops=rows[0]['steps'] * rows[0]['flops_per_step'])`, or read the right-hand "
+        "panel at nano's last point.",
+        _winner_at_equal_compute, kind="text",
+        mistakes=_other_sizes({
+            "nano": "nano did all its steps, but with so few parameters each step teaches it little: look at "
+                    "where the others are at nano's last point.",
+            "micro": "micro does several times fewer steps than nano for the same compute; read the right-hand "
+                     "panel at nano's last point.",
+            "storyworld": "storyworld learns the most per step, but each step costs it about "
+                          "as many times more arithmetic as it has more parameters: for nano's compute it takes "
+                          "only a few dozen steps."}),
+    ),
+    "07.3": Exercise(
         "Llama 2 70B took 1,720,320 GPU-hours. On 12,000 GPUs instead of 6,000, how many days "
         "would it take?",
         "GPU-hours / GPUs / 24 (`scale.wall_clock_days` does it).",
@@ -500,7 +553,7 @@ EXERCISES: dict[str, Exercise] = {
         mistakes=[(lambda e: 2 * e, "that is with 6,000 GPUs; twice the GPUs, half the days."),
                   (lambda e: 24 * e, "that is hours; divide by 24 for days.")],
     ),
-    "07.2": Exercise(
+    "07.4": Exercise(
         "An H100 reads its memory at 3.35 TB/s. By the bandwidth bound, at most how many tokens per second "
         "can it write for one conversation with Llama-2-70B in bf16 (if the weights fitted in it)?",
         "`scale.decode_tokens_per_s(scale.get_preset('llama-2-70b').param_count(), 'bf16', "
@@ -510,7 +563,7 @@ EXERCISES: dict[str, Exercise] = {
                   (lambda e: 2 * e, "bf16 is 2 bytes per parameter, not 1."),
                   (lambda e: e / 2, "that is fp32, 4 bytes per parameter; bf16 is 2.")],
     ),
-    "07.3": Exercise(
+    "07.5": Exercise(
         "Write `gpu_hours(n_params, tokens)`: the A100 GPU-hours to train a model of `n_params` parameters "
         "on `tokens` tokens, at 312e12 FLOP/s and a utilisation (MFU) of 0.43. It is run on GPT-3 "
         "(175B parameters, 300B tokens), Llama-2-70B and ours.",

@@ -36,12 +36,12 @@ def test_none_gives_the_question_and_a_hint_without_failing():
 
 
 def test_right_answers_pass_with_a_tolerance():
-    assert teach.check("07.1", 6).ok  # 5.97 days, within 2%
-    assert teach.check("07.1", 1_720_320 / 12_000 / 24).ok
+    assert teach.check("07.3", 6).ok  # 5.97 days, within 2%
+    assert teach.check("07.3", 1_720_320 / 12_000 / 24).ok
     assert teach.check("05.3", 2).ok
     assert teach.check("00.2", " Interpretability ").ok  # case, spaces and quotes do not count
     assert teach.check("00.2", "'interpretability'").ok
-    fb = teach.check("07.2", 24.3)
+    fb = teach.check("07.4", 24.3)
     assert fb.ok and "24.3 is correct" in repr(fb) and fb._repr_markdown_().startswith("\u2705")
 
 
@@ -54,8 +54,8 @@ def test_numpy_and_torch_scalars_are_numbers():
 
 
 def test_common_mistakes_get_a_specific_message():
-    assert "A100" in repr(teach.check("07.2", 14.8))
-    assert "6,000 GPUs" in repr(teach.check("07.1", 12))
+    assert "A100" in repr(teach.check("07.4", 14.8))
+    assert "6,000 GPUs" in repr(teach.check("07.3", 12))
     assert "next token is needed" in repr(teach.check("05.3", 1))
     assert "already reaches" in repr(teach.check("05.3", 3))
 
@@ -64,26 +64,26 @@ def test_a_function_answer_is_run_on_every_case():
     def gpu_hours(n_params, tokens):
         return 6 * n_params * tokens / (312e12 * 0.43 * 3600)
 
-    fb = teach.check("07.3", gpu_hours)
+    fb = teach.check("07.5", gpu_hours)
     assert fb.ok and "all 3 inputs" in repr(fb) and "652,206" in repr(fb)
-    assert "6 FLOPs" in repr(teach.check("07.3", lambda n, t: 2 * n * t / (312e12 * 0.43 * 3600)))
-    assert teach.check("07.3", lambda n, t: None).ok is None  # the unchanged `return None  # your turn`
-    fb = teach.check("07.3", lambda n, t: 1 / 0)
+    assert "6 FLOPs" in repr(teach.check("07.5", lambda n, t: 2 * n * t / (312e12 * 0.43 * 3600)))
+    assert teach.check("07.5", lambda n, t: None).ok is None  # the unchanged `return None  # your turn`
+    fb = teach.check("07.5", lambda n, t: 1 / 0)
     assert fb.ok is False and "ZeroDivisionError" in repr(fb)
-    fb = teach.check("07.3", lambda n, t: n)  # wrong, and no named mistake: the first input it fails on
+    fb = teach.check("07.5", lambda n, t: n)  # wrong, and no named mistake: the first input it fails on
     assert fb.ok is False and "should be 652,206" in repr(fb)
-    assert "not a function" in repr(teach.check("07.3", 652_206))
+    assert "not a function" in repr(teach.check("07.5", 652_206))
 
 
 def test_wrong_answers_say_which_way_and_never_raise():
-    fb = teach.check("07.1", 60)
+    fb = teach.check("07.3", 60)
     assert fb.ok is False and "too big, by a factor of about 10" in repr(fb)
     assert fb._repr_markdown_().startswith("\u274c")
-    assert "too small" in repr(teach.check("07.2", 20))
+    assert "too small" in repr(teach.check("07.4", 20))
     for bad in ("ten", [1, 2], float("nan"), True, {"a": 1}):
-        fb = teach.check("07.2", bad)
+        fb = teach.check("07.4", bad)
         assert fb.ok is False
-    assert "not a number" in repr(teach.check("07.2", "ten"))
+    assert "not a number" in repr(teach.check("07.4", "ten"))
     assert teach.check("00.2", "parameters").ok is False
 
 
@@ -270,3 +270,83 @@ def test_no_test_plumbing_in_what_a_student_reads():
                 assert smaller(src, smoke) != src  # raises when a replacement no longer matches once
                 assert cell["cell_type"] == "code", f"{book.name} cell {i}"
     assert tagged >= 40, f"only {tagged} cells are compared by nbval"
+
+
+def _chapter_statements(book: Path):
+    """Every top-level statement of a chapter's code cells, in order, with the smoke sizes the tests use
+    (notebooks/conftest.py): (source, names it stores, names it loads)."""
+    import ast
+
+    spec = importlib.util.spec_from_file_location("notebooks_conftest", NOTEBOOKS / "conftest.py")
+    notebooks_conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(notebooks_conftest)
+    out = []
+    for cell in json.loads(book.read_text())["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        src = "".join(cell["source"])
+        smoke = cell.get("metadata", {}).get("llmcore", {}).get("smoke")
+        if smoke:
+            src = notebooks_conftest.smaller(src, smoke)
+        for stmt in ast.parse(src).body:
+            if isinstance(stmt, (ast.FunctionDef, ast.Expr)):  # the learner's stub, displays: never needed
+                continue
+            stored, loaded = set(), set()
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Name):
+                    (stored if isinstance(node.ctx, ast.Store) else loaded).add(node.id)
+                elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                    stored.update((a.asname or a.name).split(".")[0] for a in node.names)
+            out.append((ast.get_source_segment(src, stmt), stored, loaded))
+    return out
+
+
+def _namespace_for(statements, names: set[str]) -> dict:
+    """Run only the statements a set of names needs (and what they need), in chapter order."""
+    needed, keep = set(names), set()
+    for i in range(len(statements) - 1, -1, -1):
+        _, stored, loaded = statements[i]
+        if stored & needed:
+            keep.add(i)
+            needed |= loaded
+    ns: dict = {}
+    for i in sorted(keep):
+        exec(compile(statements[i][0], f"<chapter statement {i}>", "exec"), ns)
+    return ns
+
+
+@pytest.mark.skipif(not _shipped(sae=True), reason="the shipped storyworld run and its SAE are not built yet")
+@pytest.mark.parametrize("chapter", ["00", "01", "02", "03", "05", "06", "07"])
+def test_every_hint_runs_as_written_in_its_chapter(chapter):
+    """Each hint's code (in backticks) runs, in order, in its chapter's namespace: the chapter's own statements
+    that the hint needs run first (smoke sizes); the functions the chapter's exercises ask for, up to this one,
+    are the learner's finished ones; the parameters of the one being written hold the first input tried."""
+    import ast
+    import builtins
+
+    book = next(NOTEBOOKS.glob(chapter + "_*.ipynb"))
+    statements = _chapter_statements(book)
+    sources = "\n".join("".join(c["source"]) for c in json.loads(book.read_text())["cells"])
+    functions = {m.group(3): (m.group(1), [p.strip() for p in m.group(2).split(",")]) for m in re.finditer(
+        r'def (\w+)\(([\w, ]*)\):\n    return None  # your turn\n\n\nteach\.check\("(\d\d\.\d)"', sources)}
+    for ex_id, ex in teach.EXERCISES.items():
+        if not ex_id.startswith(chapter + "."):
+            continue
+        spans = []
+        for span in re.findall(r"`([^`]+)`", ex.hint):
+            try:
+                spans.append((span, ast.parse(span)))
+            except SyntaxError:
+                continue  # words in backticks, not code
+        loaded = {n.id for _, tree in spans for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(dir(builtins))
+        ns = _namespace_for(statements, loaded)
+        for fn_id, (name, _params) in functions.items():  # the functions the learner has written by now
+            if fn_id <= ex_id:
+                ns[name] = teach.EXERCISES[fn_id].expected()
+        if ex_id in functions:  # the parameters of the function being written hold the first input tried
+            ns.update(zip(functions[ex_id][1], ex.cases()[0]))
+        for span, _ in spans:
+            try:
+                exec(compile(span, f"<hint of {ex_id}>", "exec"), ns)
+            except Exception as e:  # noqa: BLE001 - the test reports any failure as the hint's
+                raise AssertionError(f"{ex_id}'s hint `{span}` fails in {book.name}: {type(e).__name__}: {e}") from e

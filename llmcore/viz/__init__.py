@@ -7,7 +7,7 @@
     inference    next_token_figure, generation_figure, sampling_figure, kv_cache_figure
     interpret    attention_figure, logit_lens_figure, feature_histogram_figure, steering_figure, ...
     compress     compression_figure
-    scale        calculator_figure, ladder_figure
+    scale        calculator_figure, ladder_figure, sizes_figure
     common       apply_theme, token_html, PALETTE, STAGE_COLOURS
     static       notebook_figures (live figure + still PNG in notebooks), figure_png, still_bundle
 
@@ -31,7 +31,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("attention_figure", "attention_heads_figure", "logit_lens_figure", "feature_histogram_figure",
                      "feature_logits_figure", "contexts_html", "concepts_figure", "steering_figure"), "interpret"),
     "compression_figure": "compress",
-    **dict.fromkeys(("calculator_figure", "ladder_figure"), "scale"),
+    **dict.fromkeys(("calculator_figure", "ladder_figure", "sizes_figure"), "scale"),
     **dict.fromkeys(("notebook_figures", "figure_png", "still_bundle"), "static"),
 }
 __all__ = sorted(_EXPORTS)

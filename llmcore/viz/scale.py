@@ -8,6 +8,8 @@ beside ours where a paper reports them. `ladder_figure` plots measured
 training and decoding speed of a ladder of model sizes against the memory-bandwidth
 bound, so a learner sees why 70B decodes ~10x slower than 7B, and where small models
 fall short of the bound because per-token overhead, not memory, limits them.
+`sizes_figure` puts the same recipe at three sizes side by side: held-out loss at
+equal steps (bigger is better) and at equal compute (bigger costs more per step).
 
 Builders return a plotly `go.Figure` and never show it.
 """
@@ -228,3 +230,35 @@ def ladder_figure(ladder: list[dict], bandwidth_bytes_per_s: float | None = None
     fig.update_yaxes(type="log", title="tokens per second")
     return apply_theme(fig, title="Speed against size: decoding reads every weight for every token", projector=projector)
 
+
+
+def sizes_figure(rows: list[dict], *, projector: bool = False):
+    """Held-out loss of the same recipe at several model sizes: against the step (equal steps,
+    left) and against training compute, 6 x parameters x tokens (equal compute, right).
+
+    rows: `llmcore.sizes.compare()`, each with "name", "n_params", "val" [(step, val_loss)] and
+    "flops_per_step". The same colour marks a size in both panels.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    if not rows:
+        raise UserError("sizes_figure needs at least one model size.")
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
+                        subplot_titles=("equal steps: the same tokens seen", "equal compute: the same arithmetic"))
+    for row in sorted(rows, key=lambda r: r["n_params"]):
+        steps, losses = [s for s, _ in row["val"]], [v for _, v in row["val"]]
+        label = f"{row['name']} ({row['n_params']:,} parameters)"
+        for col, x, unit in ((1, steps, "step %{x}"), (2, [s * row["flops_per_step"] for s in steps], "%{x:.3s}FLOP")):
+            fig.add_trace(go.Scatter(
+                x=x, y=losses, mode="lines+markers", name=label, legendgroup=row["name"], showlegend=col == 1,
+                hovertemplate=f"{row['name']}<br>{unit}<br>held-out loss %{{y:.3f}}<extra></extra>"), row=1, col=col)
+    fig.update_xaxes(title_text="training step", row=1, col=1)
+    fig.update_xaxes(title_text="training compute (FLOPs, log scale)", type="log", row=1, col=2)
+    fig.update_yaxes(title_text="held-out loss (nats per token)", row=1, col=1)
+    fig.update_layout(legend={"orientation": "h", "y": -0.3}, height=440)
+    apply_theme(fig, title="Bigger learns more from the same steps, but each step costs more", projector=projector)
+    colours = list(fig.layout.colorway)  # one colour per size, the same in both panels
+    for i, trace in enumerate(fig.data):
+        trace.update(line={"color": colours[i // 2 % len(colours)]}, marker={"color": colours[i // 2 % len(colours)]})
+    return fig
