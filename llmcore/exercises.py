@@ -221,13 +221,16 @@ def _not_renormalised(probs, k):
     return probs.masked_fill(probs < probs.topk(k).values[-1], 0.0)
 
 
+TOP_P_PROBS, TOP_P = ("0.5", "0.25", "0.15", "0.10"), 0.7  # 05.3, written as the question writes them
+
+
 def _top_p_kept() -> int:
     import torch
 
     from llmcore.generate import Sampling, distribution
 
-    probs = torch.tensor([0.5, 0.25, 0.15, 0.10])
-    return int((distribution(probs.log(), Sampling(temperature=1.0, top_p=0.7)) > 0).sum())
+    probs = torch.tensor([float(p) for p in TOP_P_PROBS])
+    return int((distribution(probs.log(), Sampling(temperature=1.0, top_p=TOP_P)) > 0).sum())
 
 
 # ---------------------------------------------------------------------------
@@ -483,12 +486,12 @@ EXERCISES: dict[str, Exercise] = {
                   (lambda f: _keep_smallest, "that keeps the k *least* likely tokens; top-k keeps the most likely.")],
     ),
     "05.3": Exercise(
-        "Four tokens have probabilities 0.5, 0.25, 0.15 and 0.10. With top_p = 0.7, how many of "
-        "them can still be drawn?",
+        f"Four tokens have probabilities {', '.join(TOP_P_PROBS[:-1])} and {TOP_P_PROBS[-1]}. With top_p = {TOP_P}, "
+        "how many of them can still be drawn?",
         "sort from most to least likely and keep tokens until their total reaches top_p.",
         _top_p_kept,
-        mistakes=[(lambda e: e - 1, "0.5 is not yet 0.7: the next token is needed to reach it."),
-                  (lambda e: e + 1, "0.5 + 0.25 = 0.75 already reaches 0.7: stop there.")],
+        mistakes=[(lambda e: e - 1, f"{TOP_P_PROBS[0]} is not yet {TOP_P}: the next token is needed to reach it."),
+                  (lambda e: e + 1, f"{TOP_P_PROBS[0]} + {TOP_P_PROBS[1]} = 0.75 already reaches {TOP_P}: stop there.")],
     ),
     "06.1": Exercise(
         "Above are the strongest places of one unlabelled feature, `mystery`. Which planted concept is it? "

@@ -67,6 +67,13 @@ SOURCES = {
     "token (OpenAI, 'What are tokens and how to count them'). LLaMA 1 (Touvron et al. "
     "2023, Table 1) lists 4.75 TB on disk for ~1.26T unique tokens of its 1.4T: 3.8 B/token. "
     "Pass your own tokenizer's measured bytes/token instead.",
+    "run_c": "Karpathy 2023, 'Intro to Large Language Models' (talk): a model is two files, the "
+    "parameters (140GB for Llama 2 70B) and run.c, '~500 lines of C code' that run them.",
+    "groq": "Groq press release, November 2023 (groq.com/news): 'Groq Sets New Large Language Model "
+    "Performance Record of 300 Tokens per Second per User on Meta AI Foundational LLM, Llama-2 70B'.",
+    "reading": "Reading speed: about 250 words a minute for adult prose (Brysbaert 2019, 'How many words "
+    "do we read per minute?', Journal of Memory and Language 109, 104047: silent reading runs 238 words "
+    "a minute for non-fiction, 260 for fiction).",
     "chinchilla": "Hoffmann et al. 2022, 'Training Compute-Optimal Large Language Models': "
     "about 20 training tokens per parameter is compute-optimal. Used when a model's "
     "token count is unknown.",
@@ -606,7 +613,7 @@ def llama2_70b_check(*, mfu: float = DEFAULT_MFU, price: float | None = None,
 
 BYTES_PER_BOOK = 500_000  # a ~90,000-word novel as plain UTF-8 text is about 500 KB
 BYTES_PER_WORD = 6.0  # an English word averages ~4.7 letters, plus a space and punctuation
-WORDS_PER_MINUTE = 250  # a typical adult reading speed for prose
+WORDS_PER_MINUTE = 250  # a typical adult reading speed for prose; see SOURCES["reading"]
 READING_HOURS_PER_DAY = 8  # a full working day of reading, every day of the year
 LLAMA2_DATA_BYTES = 10e12  # the explainer's "~10TB of text" (see llama2_70b_check)
 
