@@ -142,7 +142,6 @@ DEFINITIONS = ("0", "1", "8", "16", "255", "256")
 
 
 def test_chapters_00_to_03_and_05():
-    from llmcore import scale
     from llmcore.corpus import CONCEPT_RATES, load_corpus
     from llmcore.exercises import TOP_P, TOP_P_PROBS
     from llmcore.params import inspect_file
@@ -180,7 +179,7 @@ def test_chapters_00_to_03_and_05():
             f"cannot hold {len(slide) - 2} digits: 16 bits allow only {2 ** 16:,} different values",
             f"fp16 keeps 11 significant bits, about {int(11 * math.log10(2))} decimal digits; bf16 keeps 8, about "
             f"{int(8 * math.log10(2))}", f"**fp32** ({scale.DTYPE_BYTES['fp32']} bytes)",
-            f"(2 bytes, what LLMs usually", f"**int8** ({scale.DTYPE_BYTES['int8']} byte plus",
+            f"({scale.DTYPE_BYTES['bf16']} bytes, what LLMs usually", f"**int8** ({scale.DTYPE_BYTES['int8']} byte plus",
             f"ship in 16 bits, and why people run them in {8 * scale.DTYPE_BYTES['int8']} or even "
             f"{8 * scale.DTYPE_BYTES['int4']:.0f} bits", f"(the MLP is {cfg.d_mlp // cfg.d_model} ×",
             "(a vocabulary of 50,257 tokens, context 1,024, width 768, 12 blocks) 124,439,808",
