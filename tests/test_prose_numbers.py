@@ -204,3 +204,91 @@ def test_chapters_00_to_03_and_05():
     assert sum(CONCEPT_RATES.values()) == pytest.approx(0.4, abs=0.02), "01: 'about two stories in five'"
     assert len(CONCEPT_RATES) == 8, "01: 'eight concepts'"
     assert slide in _code("03_parameters.ipynb")
+
+
+def _outputs(notebook: str) -> str:
+    """The committed text outputs of a chapter (written by running it on the shipped run)."""
+    cells = json.loads((ROOT / "notebooks" / notebook).read_text())["cells"]
+    return "\n".join("".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c["outputs"])
+
+
+def test_the_data_inference_and_parameters_pages():
+    import torch
+
+    from llmcore.corpus import load_corpus
+    from llmcore.generate import Sampling, distribution, next_token_probs
+    from llmcore.model import parameter_breakdown
+    from llmcore.params import inspect_file
+
+    scale, said = _llama()
+    run = load_run("storyworld")
+    cfg, tok, big = run.model.cfg, run.tokenizer, scale.get_preset("llama-2-70b")
+    sentence = "Mia ate a crème brûlée by the Golden Gate Bridge 🌉"
+    train, val = load_corpus("storyworld", "train").stats(tok), load_corpus("storyworld", "val").stats(tok)
+    docs = load_corpus("python-docs", "all").stats()
+    from llmcore.corpus import CONCEPT_RATES
+    from llmcore.tokenizer import CharTokenizer
+
+    char = CharTokenizer.train(load_corpus("storyworld", "train").text)
+    ours, theirs = scale.reading_equivalents(train["bytes"]), scale.reading_equivalents(scale.LLAMA2_DATA_BYTES)
+    a = ours["assumptions"]
+    data = [
+        f"| {len(sentence.encode())} |", f"| {len(sentence)} |",
+        f"| {len(char.encode(sentence))} with the character tokenizer, {len(tok.encode(sentence))} with the shipped BPE",
+        f"({char.vocab_size} for the story world)", f"The shipped tokenizer has {tok.vocab_size:,} tokens",
+        f"The training split is {train['bytes']:,} bytes ({train['words']:,} words, {train['tokens']:,} BPE tokens, "
+        f"{train['bytes_per_token']:.2f} bytes per token)", f"a different draw of {val['bytes']:,} bytes",
+        f"about {docs['bytes'] / 1e3:.0f} KB with Python 3.11", f"pre-trained on {big.train_tokens / 1e12:.1f} trillion tokens",
+        f"\"a chunk of the internet, ~{said['data'] / 1e12:.0f} TB of text\"", f"## How big is {said['data'] / 1e12:.0f} TB?",
+        f"(a book ~{a['bytes_per_book'] / 1e3:.0f} KB, a word ~{a['bytes_per_word']:.0f} bytes, {a['words_per_minute']} words "
+        f"a minute, {a['reading_hours_per_day']} hours a day)",
+        f"| our story world | {train['bytes'] / 1e6:.1f} MB | {ours['books']:.1f} | {ours['reading_days']:.1f} days |",
+        f"| Llama 2 | ~{said['data'] / 1e12:.0f} TB | {theirs['books'] / 1e6:.0f} million | "
+        f"{round(theirs['reading_years'], -3):,.0f} years |",
+        "1 byte per English letter, 2 for", "4 for an emoji", "the 256 bytes",
+    ]
+    assert len(CONCEPT_RATES) == 8
+    check("docs/stages/data.md", (ROOT / "docs/stages/data.md").read_text(), data)
+
+    ids = tok.encode("Mia went to the")
+    (t1, p1), (t2, p2) = next_token_probs(run.model, tok, "Once upon a", k=2)
+    probs, top_p = torch.tensor([0.4, 0.3, 0.2, 0.1]), 0.8
+    kept = int((distribution(probs.log(), Sampling(temperature=1.0, top_p=top_p)) > 0).sum())
+    reading = scale.WORDS_PER_MINUTE / 60 * val["tokens"] / val["words"]
+    llama = scale.file_size_bytes(big.param_count(), "bf16")
+    a100 = scale.get_accelerator("a100-80gb").mem_bandwidth
+    inference = [
+        f"`{ids}`", f"each of the {cfg.d_vocab:,} tokens", f"` {t1.strip()}` {p1:.1%}, ` {t2.strip()}` {p2:.1%}",
+        f"probabilities {', '.join(f'{p:g}' for p in probs.tolist())} and top-p {top_p:g}, {['no', 'one', 'two', 'three', 'four'][kept]} tokens stay",
+        f"~{cited('run_c', '500')} lines of C code", f"reads {llama / 1e9:.0f} GB per token", f"({reading:.1f} tokens per "
+        f"second, at {scale.WORDS_PER_MINUTE} words a minute) takes {reading * llama / 1e12:.2f} TB/s",
+        f"\"{cited('groq', '300')} Tokens per Second per User\"", f"(press release, {cited('groq', 'November 2023')})",
+        f"takes {300 * llama / 1e12:.0f} TB/s, the bandwidth of {300 * llama / a100:.0f} A100s",
+        "Below 1 the likely tokens", "above 1 the distribution", "0 means always the top", "go back to 2.",
+    ]
+    check("docs/stages/inference.md", (ROOT / "docs/stages/inference.md").read_text(), inference)
+
+    info = inspect_file(run.params_file)
+    parts = parameter_breakdown(cfg)
+    first = [f"{v:.4f}".replace("-", "\u2212") for v in info["first_values"]["values"][:3]]
+    out = _outputs("03_parameters.ipynb")  # compare_dtypes' sizes and bits per byte, as chapter 03 measured them
+    sizes = dict(re.findall(r"^(\w+)\s+([\d,]+) bytes$", out, re.M))
+    bpb = dict(re.findall(r"^(\w+)\s+loss [\d.]+ nats per token, ([\d.]+) bits per byte$", out, re.M))
+    rows = [f"| {name} | {n:,} | {n / info['n_params']:.1%} |" for name, n in zip(
+        ("embeddings (a vector per token and per position)", "attention (W_Q, W_K, W_V, W_O per layer)",
+         f"MLP (two matrices per layer, {cfg.d_mlp // cfg.d_model} × d_model wide)", "LayerNorms"), parts.values())]
+    params = [
+        f"{info['n_params']:,} parameters × {info['bytes_per_param']:g} bytes (fp16) = {info['data_bytes']:,} bytes of "
+        f"numbers, + 8 + {info['header_bytes'] - 8:,} bytes of header = **{info['bytes_on_disk']:,} bytes**",
+        f"{big.n_params / 1e9:.0f} × 10⁹ × 2 bytes = **{said['file_size'] / 1e9:.0f} GB**", f"such as {', '.join(first)}:",
+        "\"0.1239...\"", "an 8-byte length", "bytes on disk = 8 +", "with a bump at 1", *rows,
+        *[f"| {d} | {scale.DTYPE_BYTES[d]:g} | {int(sizes[d].replace(',', '')) / 1e6:.2f} MB | "
+          f"{scale.file_size_bytes(big.n_params, d) / 1e9:.0f} GB |" for d in ("fp32",)],
+        f"| bf16 / fp16 | 2 | {info['bytes_on_disk'] / 1e6:.2f} MB | {scale.file_size_bytes(big.n_params) / 1e9:.0f} GB |",
+        f"| int8 (+ one scale per row) | ~1 | {int(sizes['int8'].replace(',', '')) / 1e6:.2f} MB | "
+        f"{scale.file_size_bytes(big.n_params, 'int8') / 1e9:.0f} GB |",
+        f"| int4 | {scale.DTYPE_BYTES['int4']:g} | | {scale.file_size_bytes(big.n_params, 'int4') / 1e9:.0f} GB |",
+        "On 40,000 characters of held-out stories: " + ", ".join(f"{d} {bpb[d]}" for d in ("fp32", "fp16", "bf16", "int8")),
+    ]
+    assert "n_chars=40_000" in _code("03_parameters.ipynb")
+    check("docs/stages/parameters.md", (ROOT / "docs/stages/parameters.md").read_text(), params)
