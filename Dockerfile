@@ -4,9 +4,10 @@
 #   docker build -t llmcore . && docker run -d --restart unless-stopped --name llmcore -p 8501:8501 llmcore
 FROM python:3.12-slim
 
-# No bytecode files, logs straight out, no pip cache; Hugging Face libraries (tokenizers, and
-# transformers if a user adds it) never try the network; Streamlit sends no usage statistics.
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+# No bytecode files, logs straight out, no pip cache; two malloc arenas for all the server's
+# threads (less memory kept per visitor; docs/hosting.md); Hugging Face libraries (tokenizers)
+# never try the network; Streamlit sends no usage statistics.
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 MALLOC_ARENA_MAX=2 \
     HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
 

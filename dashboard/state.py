@@ -3,7 +3,9 @@
 Models and SAEs load once per process with `st.cache_resource` (keyed by the file's
 path and modification time, so a rebuilt asset is picked up) and are never mutated:
 every hooked run goes through llmcore, which holds the model's lock. Data (JSON-able
-results) is cached with `st.cache_data(max_entries=...)` so memory stays bounded.
+results) is cached with `st.cache_data(max_entries=...)` so memory stays bounded, and
+results keyed by what a visitor typed also expire (VISITOR_TTL). A visitor's own trained
+run is keyed by its private folder, so no cache hands one visitor's model or text to another.
 All computing happens in llmcore; nothing here does more than choose and cache.
 """
 
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 RUN_ENV = "LLMCORE_DASHBOARD_RUN"  # a run directory to show instead of the shipped "storyworld"
 PROMPT_CHARS = 500  # the longest prompt a widget takes
 TEXT_CHARS = 5_000  # the longest text to tokenize or inspect
+GENERATE_SECONDS = 30  # a generation on the Inference page stops after this (its length is capped at 200 tokens)
+VISITOR_TTL = 3600  # s: cached results of what visitors typed are dropped after an hour (and past max_entries)
 PAGES: dict[str, object] = {}  # stage -> st.Page, filled by streamlit_app.py on every run
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"  # measured JSON, if benchmarks ran
 
@@ -42,29 +46,77 @@ _WARM = threading.Event()
 def warm_up():
     """Import torch and the model code in a background thread, once per process.
 
-    They take seconds to import (torch, transformer-lens); the home page's first stage
-    needs neither, so it appears at once while this runs, and the pages that need a
-    model find it imported.
+    torch takes seconds to import; the home page's first stage needs no model, so it
+    appears at once while this runs, and the pages that need a model find it imported.
     """
     if _WARM.is_set():
         return
     _WARM.set()
-    # torch imports numpy, pandas and pyarrow. plotly and Streamlit look these up in
-    # sys.modules without importing them, and would find them half-initialised while the
-    # thread below imports them ("partially initialized module 'numpy'"): import them here,
-    # in the page's own thread, first.
+    # torch imports numpy. plotly and Streamlit look it up in sys.modules without importing
+    # it, and would find it half-initialised while the thread below imports it ("partially
+    # initialized module 'numpy'"): import it here, in the page's own thread, first. (pandas
+    # and pyarrow, 80 MB together, are never imported: no page draws a dataframe.)
     import numpy  # noqa: F401
-    import pandas  # noqa: F401
-    import pyarrow  # noqa: F401
 
     def work():
         try:
             _torch_setup()
-            import llmcore.generate  # noqa: F401  (pulls in llmcore.model, transformer-lens)
+            import llmcore.generate  # noqa: F401  (pulls in llmcore.model)
         except Exception:  # the page that needs it will report the problem
             pass
 
     threading.Thread(target=work, name="llmcore-warm-up", daemon=True).start()
+
+
+# --- memory: a hosted server lives in 690 MB (docs/hosting.md) ----------------------------
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+_TRIMMED = [0.0]
+
+
+def _libc():
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:  # not glibc (macOS, Windows): nothing to tune
+        return None
+
+
+def limit_malloc_arenas(n: int = 2):
+    """Let at most `n` malloc arenas serve the server's threads (glibc's default is 8 per core).
+
+    Every Streamlit session runs its script in a thread of its own, and each new thread
+    would get an arena of its own, which keeps the memory its last run freed. Two arenas
+    cut a warm server by ~65 MB (benchmarks/results/memory.json). MALLOC_ARENA_MAX=2 in the
+    environment (the Dockerfile sets it) does the same from the first thread on; this call
+    is for hosts where the environment cannot be set, such as Community Cloud.
+    """
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(M_ARENA_MAX, n)
+
+
+def release_memory(every: float = 2.0):
+    """Give memory that Python and torch freed back to the system (glibc's malloc_trim), at most every `every` s.
+
+    Counting the corpora's tokens on the Data page frees 60 MB that glibc would otherwise
+    keep for later; with many visitors each script run leaves such holes.
+    """
+    import time
+
+    now = time.monotonic()
+    if now - _TRIMMED[0] < every:
+        return
+    _TRIMMED[0] = now
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+limit_malloc_arenas()
 
 
 def _torch_setup():
@@ -319,16 +371,27 @@ def guard():
         st.error(line, icon="\u26a0\ufe0f")
 
 
-def table(rows, **kwargs):
-    """A table of rows: a data grid on a screen, a text table on a projector.
+def table(rows: list[dict], height: int | None = None):
+    """A table of rows (dicts with the same keys), as HTML: numbers right-aligned, with thousands separators.
 
-    The data grid draws on a canvas at a fixed size, so projector mode's larger type never
-    reaches it; a text table grows with the page.
+    Not st.dataframe or st.table: both need pandas and pyarrow, about 80 MB of a server's
+    memory for a few small tables, and the data grid draws on a canvas at a fixed size that
+    projector mode's larger type never reaches. This table grows with the page's type,
+    scrolls sideways inside itself on a phone, and down within `height` pixels if given.
     """
-    if projector():
-        st.table(rows)
-    else:
-        st.dataframe(rows, hide_index=True, **kwargs)
+    import html as html_lib
+
+    def cell(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return f"<td>{html_lib.escape(str(v))}</td>"
+        return f'<td class="num">{v:,}</td>'
+
+    keys = list(rows[0]) if rows else []
+    head = "".join(f"<th>{html_lib.escape(str(k))}</th>" for k in keys)
+    body = "".join("<tr>" + "".join(cell(r.get(k, "")) for k in keys) + "</tr>" for r in rows)
+    box = f"max-height:{int(height)}px;overflow-y:auto;" if height else ""
+    st.html(f'<div class="llmcore-table" style="overflow-x:auto;{box}"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
 
 
 def page_link(stage: str, label: str | None = None):
@@ -347,6 +410,11 @@ BASE_CSS = """
 [data-testid="stMetricValue"] > div, [data-testid="stMetricValue"] p { white-space: normal !important;
   overflow: visible !important; text-overflow: clip !important; overflow-wrap: anywhere; }
 [data-testid="stMetricLabel"] p { white-space: normal !important; }
+/* state.table: a plain table that fits the page. */
+.llmcore-table table { border-collapse: collapse; font-size: 0.9em; }
+.llmcore-table th, .llmcore-table td { padding: 2px 10px; border-bottom: 1px solid #ddd; text-align: left; }
+.llmcore-table th { position: sticky; top: 0; background: #fff; }
+.llmcore-table td.num { text-align: right; font-variant-numeric: tabular-nums; }
 /* The tour's narration: read aloud, so as dark as the text around it. */
 [data-testid="stMarkdownContainer"] blockquote, blockquote p { color: inherit !important; }
 @media (max-width: 700px) {
@@ -375,7 +443,7 @@ h1 { font-size: 2.6rem !important; } h2 { font-size: 2.1rem !important; } h3 { f
 [data-testid="stWidgetLabel"] p, [data-testid="stCaptionContainer"] p { font-size: 1.1rem !important; }
 [data-testid="stText"], .llmcore-sample, .llmcore-contexts { font-size: 1.15rem !important; }
 .llmcore-rawbytes { font-size: 17px !important; }
-[data-testid="stTable"] td, [data-testid="stTable"] th { font-size: 1.1rem !important; }
+.llmcore-table td, .llmcore-table th { font-size: 1.1rem !important; }
 [data-testid="stAppViewContainer"] { background: #ffffff !important; }
 blockquote p { font-size: 1.4rem !important; }
 /* The tour's flowchart drawn top to bottom: left to right, its words shrank to specks. */
@@ -386,7 +454,7 @@ blockquote p { font-size: 1.4rem !important; }
 """
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=64, ttl=VISITOR_TTL, show_spinner=False)
 def generation(_run, key: str, prompt: str, temperature: float, top_k: int, top_p: float, max_new_tokens: int,
                seed: int) -> list:
     """The `llmcore.generate.Step`s of one generation (cached: same settings, same text)."""
@@ -396,7 +464,7 @@ def generation(_run, key: str, prompt: str, temperature: float, top_k: int, top_
     return list(steps(_run.model, _run.tokenizer, prompt, s))
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(max_entries=32, ttl=VISITOR_TTL, show_spinner=False)
 def feature_text(_run, _sae, key: str, text: str, feature: int) -> tuple[list, list[float]]:
     """Token pieces of `text` and one SAE feature's activation on each, scaled to [0, 1]."""
     from llmcore.interpret.features import encode_text
@@ -408,7 +476,7 @@ def feature_text(_run, _sae, key: str, text: str, feature: int) -> tuple[list, l
     return pieces, [max(0.0, float(a) / top) for a in acts]
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(max_entries=32, ttl=VISITOR_TTL, show_spinner=False)
 def word_feature(_run, _sae, key: str, text: str, word: str, exclude: int) -> tuple[int, list, list[float]] | None:
     """The feature (other than `exclude`) most active on `word`'s tokens in `text`, and its activations.
 
@@ -435,7 +503,7 @@ def word_feature(_run, _sae, key: str, text: str, word: str, exclude: int) -> tu
     return feature, pieces, [max(0.0, float(a) / top) for a in acts]
 
 
-@st.cache_data(max_entries=16, show_spinner="Running the prompt through the model\u2026")
+@st.cache_data(max_entries=16, ttl=VISITOR_TTL, show_spinner="Running the prompt through the model\u2026")
 def forward_walk(_run, key: str, prompt: str, layer: int, head: int):
     """llmcore.forward.walk, once per (run, prompt, layer, head): the Model stage's step-through."""
     from llmcore.forward import walk
@@ -443,7 +511,7 @@ def forward_walk(_run, key: str, prompt: str, layer: int, head: int):
     return walk(_run.model, _run.tokenizer, prompt, layer=layer, head=head)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=64, ttl=VISITOR_TTL, show_spinner=False)
 def model_word(_run, key: str, context: str) -> tuple[str, str, float]:
     """llmcore.guess.model_word, once per (run, context)."""
     from llmcore.guess import model_word
@@ -451,7 +519,7 @@ def model_word(_run, key: str, context: str) -> tuple[str, str, float]:
     return model_word(_run.model, _run.tokenizer, context)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=64, ttl=VISITOR_TTL, show_spinner=False)
 def guess_round(_tokenizer, tokenizer_key: str, text: str, seed: int) -> tuple[str, str]:
     """llmcore.guess.round_from, once per (tokenizer, text, seed)."""
     from llmcore.guess import round_from

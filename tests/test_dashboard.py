@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from llmcore.corpus import mentions
+from llmcore.errors import UserError
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
@@ -214,12 +215,13 @@ def test_projector_mode_enlarges_type_and_charts(dash_run):
     at.switch_page("app_pages/inference.py")
     at.run()
     assert charts(at)[0]["layout"]["font"]["size"] == 24
-    at.switch_page("app_pages/data.py")  # tables: a data grid keeps its size, a text table grows with the type
+    at.switch_page("app_pages/data.py")  # tables are HTML, so they grow with projector mode's type
     at.run()
     ok(at)
-    assert len(at.table) == 1 and not at.dataframe
+    assert html(at).count('class="llmcore-table"') == 1 and not at.dataframe and not at.table
+    assert ".llmcore-table td, .llmcore-table th { font-size: 1.1rem" in html(at)
     at.sidebar.toggle[0].set_value(False).run()
-    assert len(at.dataframe) == 1 and not at.table
+    assert html(at).count('class="llmcore-table"') == 1 and "font-size: 22px" not in html(at)
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -229,7 +231,7 @@ def test_data_page_tokenizes_the_learners_text_safely(dash_run):
     at = app("app_pages/data.py")
     ok(at)
     assert titles(at)[0].startswith("How much text?")
-    assert len(at.dataframe) == 1 and "years" in texts(at)
+    assert html(at).count('class="llmcore-table"') == 1 and "years" in texts(at)
     at.text_area[0].input("<script>alert('x')</script> & <b>").run()
     ok(at)
     chips = html(at)
@@ -597,19 +599,103 @@ def test_live_folders_go_when_the_session_ends(dash_run, monkeypatch):
     import live
 
     monkeypatch.setattr(live, "_JOBS", weakref.WeakValueDictionary())  # only this test's jobs
-    job = live.LiveJob(preset="nano", steps=10, n_chars=20_000, tokenizer="char", own_text=None)
-    job.attach("no-such-session")
-    job._thread.join(120)
+    job = live.LiveJob(session_id="no-such-session", queue=live.TrainingQueue(),
+                       preset="nano", steps=10, n_chars=20_000, tokenizer="char", own_text=None)
+    job.wait(120)
     monkeypatch.setattr(live, "_session_alive", lambda sid: False)
     assert live.reap(now=job.seen + 1) == 0 and job.dir.exists()  # gone only a moment: kept
     assert live.reap(now=job.seen + live.GONE_SECONDS + 2) == 1
     assert not job.dir.exists() and job.status == "expired" and job.run is None
-    other = live.LiveJob(preset="nano", steps=10, n_chars=20_000, tokenizer="char", own_text=None)
-    other.attach(None)
-    other._thread.join(120)
+    other = live.LiveJob(queue=live.TrainingQueue(), preset="nano", steps=10, n_chars=20_000, tokenizer="char",
+                         own_text=None)
+    other.wait(120)
     monkeypatch.setattr(live, "_session_alive", lambda sid: None)  # unknown (no runtime): idle time decides
     assert live.reap(now=other.seen + 60) == 0
     assert live.reap(now=other.seen + live.IDLE_SECONDS + 1) == 1 and not other.dir.exists()
+
+
+class FakeJob:
+    """What the training queue reads of a job: its session, status and stop event."""
+
+    def __init__(self, session_id):
+        import threading
+
+        self.session_id, self.status, self.stop = session_id, "queued", threading.Event()
+
+    def _start(self):
+        self.status = "running"
+
+
+def test_training_queue_is_first_come_first_served_one_place_per_session():
+    import live
+
+    q = live.TrainingQueue(slots=1, limit=3)
+    a, b, c = FakeJob("a"), FakeJob("b"), FakeJob("c")
+    for job in (a, b, c):
+        q.submit(job)
+    assert (a.status, b.status, c.status) == ("running", "queued", "queued")
+    assert (q.ahead(a), q.ahead(b), q.ahead(c)) == (None, 1, 2)  # the training one counts as ahead
+    with pytest.raises(UserError, match="one at a time"):
+        q.submit(FakeJob("b"))  # pressing Train again takes no second place
+    q.submit(FakeJob(None))  # (sessions unknown, as in a script, are not merged)
+    with pytest.raises(UserError, match="waiting to train"):
+        q.submit(FakeJob("e"))  # the line is full
+    q.cancel(b)  # Cancel: out of the line, the ones behind move up
+    assert b.status == "cancelled" and q.ahead(c) == 1
+    q.cancel(a)  # Stop: the running job is told to stop; its slot frees when it ends
+    assert a.stop.is_set() and c.status == "queued"
+    q.finished(a)
+    assert c.status == "running" and q.ahead(c) is None
+    q.submit(FakeJob("a"))  # a session whose job ended may queue again
+    assert q.ahead(q.waiting[-1]) == 2
+
+
+def test_a_job_whose_visitor_leaves_gives_up_its_place(dash_run, monkeypatch):
+    """Tab gone for LEAVE_SECONDS: a waiting job leaves the line; its folder goes later, like any other."""
+    import weakref
+
+    import live
+
+    monkeypatch.setattr(live, "_JOBS", weakref.WeakValueDictionary())
+    q = live.TrainingQueue(slots=0)  # nothing ever starts: the job stays in line
+    job = live.LiveJob(session_id="gone", queue=q, preset="nano", steps=10, n_chars=20_000, tokenizer="char",
+                       own_text=None)
+    stay = live.LiveJob(session_id="here", queue=q, preset="nano", steps=10, n_chars=20_000, tokenizer="char",
+                        own_text=None)
+    assert job.describe() == "waiting for your turn: you are next" and stay.describe().endswith("1 ahead of you")
+    monkeypatch.setattr(live, "_session_alive", lambda sid: sid == "here")
+    t0 = job.seen
+    assert live.reap(now=t0 + 1) == 0 and job.status == "queued"  # a moment's drop: kept
+    assert live.reap(now=t0 + live.LEAVE_SECONDS + 2) == 0
+    assert job.status == "cancelled" and stay.status == "queued" and q.ahead(stay) == 0 and job.dir.exists()
+    assert live.reap(now=t0 + live.GONE_SECONDS + 2) == 1 and not job.dir.exists()
+    stay.close()
+    assert stay.status == "cancelled" and not q.waiting
+
+
+def test_pretraining_page_shows_the_place_in_line_and_cancels(dash_run, monkeypatch):
+    import live
+
+    q = live.TrainingQueue(slots=1)
+    for sid in ("other-1", "other-2"):  # one trains, one waits
+        q.submit(FakeJob(sid))
+    monkeypatch.setattr(live, "QUEUE", q)
+    at = app("app_pages/pretraining.py")
+    at.radio[1].set_value("char")
+    at.slider[0].set_value(10)
+    button(at, "Train").click().run()
+    ok(at)
+    job = at.session_state["live_job"]
+    assert job.status == "queued" and at.get("progress")[0].proto.text == "waiting for your turn: 2 ahead of you"
+    button(at, "Train").click().run()  # again: still one place
+    ok(at)
+    assert at.session_state["live_job"] is job and len(q.waiting) == 2
+    assert "already training or waiting its turn" in at.warning[0].value
+    button(at, "Cancel").click().run()
+    ok(at)
+    assert job.status == "cancelled" and len(q.waiting) == 1
+    assert any("You left the line" in i.value for i in at.info)
+    job.close()
 
 
 def test_guess_the_next_token_keeps_score(dash_run):
@@ -685,7 +771,7 @@ def test_scale_calculator_and_results(dash_run, tmp_path):
     at = app("app_pages/scale.py")
     ok(at)
     assert at.subheader[0].value.startswith("llama-2-70b on a100-80gb")
-    assert len(at.dataframe) >= 1
+    assert html(at).count('class="llmcore-table"') >= 1
     at.slider[0].set_value(2000).run()  # GPUs
     ok(at)
     assert {m.label: m.value for m in at.metric}["time on 2,000 GPUs"] == "35.7 days"
@@ -847,3 +933,16 @@ def test_first_pages_while_torch_imports_in_the_background(dash_run):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "LLMCORE_DASHBOARD_RUN": str(dash_run)})
     assert out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+
+
+def test_a_generation_stops_at_its_time_limit(dash_run, monkeypatch):
+    """A shared server bounds each generation in time (GENERATE_SECONDS) as well as in length."""
+    import state
+
+    monkeypatch.setattr(state, "GENERATE_SECONDS", -1)  # already past: one token, then the limit
+    at = app("app_pages/inference.py")
+    button(at, "Generate").click().run()
+    ok(at)
+    assert any("Stopped after -1 seconds (1 tokens)" in i.value for i in at.info)
+    prompt, done, _ = at.session_state["generated"]
+    assert len(done) == 1

@@ -20,7 +20,7 @@ run = state.current_run()
 P = state.projector()
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_data(max_entries=8, ttl=state.VISITOR_TTL, show_spinner=False)
 def served(_run, key: str, request: str) -> dict:
     """The server's answer to a request (JSON text), once per request: every slider move reruns the page."""
     return complete(_run, json.loads(request))
@@ -39,9 +39,12 @@ with state.guard():
     sampling = Sampling(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_tokens, seed=seed or 0)
     if st.button("Generate", type="primary", disabled=seed is None):
         text_box, bars_box = st.empty(), st.empty()
-        done, drawn = [], 0.0
+        done, drawn, cut, deadline = [], 0.0, False, time.monotonic() + state.GENERATE_SECONDS
         for step in steps(run.model, run.tokenizer, prompt, sampling):  # stream: one token at a time
             done.append(step)
+            if time.monotonic() > deadline:  # a shared server bounds every request in time, as in length
+                cut = True
+                break
             text_box.html(token_html([(prompt, -1)] + [(s.text, s.token_id) for s in done],
                                      highlight=[0.0] + [s.prob for s in done], show_ids=False))
             # The bars at most 5 times a second: a figure costs ~50x a token's CPU, and on a shared
@@ -54,6 +57,9 @@ with state.guard():
         text_box.empty()
         bars_box.empty()
         st.session_state["generated"] = (prompt, done, sampling)  # the settings that made it, for the request
+        if cut:
+            st.info(f"Stopped after {state.GENERATE_SECONDS} seconds ({len(done)} tokens): this server is shared, "
+                    "so each generation has a time limit.")
     if "generated" in st.session_state:
         gen_prompt, done, made_with = st.session_state["generated"]
         for notice in dict.fromkeys(s.notice for s in done if s.notice):

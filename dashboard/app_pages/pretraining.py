@@ -52,8 +52,8 @@ else:
 
 st.header("Train your own, here and now")
 st.caption(f"Caps that keep a shared server healthy: presets {' / '.join(live.PRESETS)}, at most "
-           f"{live.MAX_STEPS} steps and {live.MAX_SECONDS} seconds, one training at a time. "
-           "The result is yours for this session only.")
+           f"{live.MAX_STEPS} steps and {live.MAX_SECONDS} seconds. One model trains at a time on this server; "
+           "the others wait in line, first come, first served. The result is yours for this session only.")
 job = state.live_job()
 with st.form("train"):
     c1, c2, c3 = st.columns(3)
@@ -67,12 +67,11 @@ with st.form("train"):
     start = st.form_submit_button("Train", type="primary")
 if start:
     with state.guard():
-        if job is not None and job.running:
-            st.warning("Your model is still training: stop it first.")
-        else:
-            new = live.LiveJob(preset=preset, steps=n_steps, n_chars=n_chars, tokenizer=tokenizer,
-                               own_text=own if source == "my own text" else None)
-            new.attach(state.session_id())  # deleted once this session ends or sits unused
+        if job is not None and job.running:  # one place in the line per visitor
+            st.warning("Your model is already training or waiting its turn: stop or cancel it first.")
+        else:  # joins the line; deleted once this session ends or sits unused
+            new = live.LiveJob(session_id=state.session_id(), preset=preset, steps=n_steps, n_chars=n_chars,
+                               tokenizer=tokenizer, own_text=own if source == "my own text" else None)
             if job is not None:
                 job.close()  # one trained run per session: the old one's folder goes
             st.session_state["live_job"] = job = new
@@ -84,8 +83,17 @@ def progress(polling: bool):
     if job is None:
         return
     st.progress(min(1.0, job.step / job.steps), text=job.describe())
-    if job.running and st.button("Stop", key="stop_training"):
+    if job.status == "queued" and st.button("Cancel", key="cancel_training", help="Leave the line"):
         job.cancel()
+    if job.status == "running" and st.button("Stop", key="stop_training"):
+        job.cancel()
+    if job.status == "cancelled":
+        st.info("You left the line; press Train to join it again.")
+        if polling:
+            st.rerun()  # a full rerun stops the polling
+        return
+    if job.status == "queued":  # nothing to draw yet but the place in the line
+        return
     state.chart(loss_figure(job.rows, projector=state.projector()), key="live_loss")
     for prompt, text in job.samples.items():
         st.html(sample_html(prompt, text[:400]))
