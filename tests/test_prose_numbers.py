@@ -292,3 +292,86 @@ def test_the_data_inference_and_parameters_pages():
     ]
     assert "n_chars=40_000" in _code("03_parameters.ipynb")
     check("docs/stages/parameters.md", (ROOT / "docs/stages/parameters.md").read_text(), params)
+
+
+def test_the_teachers_guide():
+    """The lesson plans, the "what to say" script and the answers to common questions."""
+    from llmcore import sizes, teach
+    from llmcore.corpus import load_corpus
+    from llmcore.interpret.sae import load_sae
+    from llmcore.params import inspect_file
+
+    scale, said = _llama()
+    run = load_run("storyworld")
+    cfg, p, metrics = run.model.cfg, run.provenance, run.metrics()
+    big, a100 = scale.get_preset("llama-2-70b"), scale.get_accelerator("a100-80gb")
+    info = inspect_file(run.params_file)
+    sentence = "Mia ate a crème brûlée by the Golden Gate Bridge 🌉"
+    rows = sizes.compare()
+    budget = rows[0]["steps"] * rows[0]["flops_per_step"]
+    years = f"{round(scale.reading_equivalents(scale.LLAMA2_DATA_BYTES)['reading_years'], -3):,.0f} years"
+    sae = load_sae(run).metrics
+    bridge = sae["concepts"]["golden_gate_bridge"]
+    base = bridge["n_positive"] / load_corpus("storyworld", "val").stats(run.tokenizer)["tokens"]
+    compress = json.loads((ROOT / "benchmarks/results/compress.json").read_text())
+    given = {k: v.get("given_train_bits_per_byte") for k, v in compress["methods"].items()}
+    out02 = _outputs("02_pretraining.ipynb")  # chapter 02's compression table, from the shipped model
+    model_bpb = re.search(r"^model\s+([\d.]+)", out02, re.M).group(1)
+    gzip_bpb = re.search(r"^gzip -9\s+([\d.]+)", out02, re.M).group(1)
+    flops = scale.estimate("llama-2-70b")["results"]["training_flops"]["value"]
+    core = json.loads((ROOT / "benchmarks/results/ladder.json").read_text())["matmul_flops_per_s"]["1"]
+    n_70b = big.param_count()
+    built = metrics[-1]["elapsed"] + sae["train_seconds"] + sum(
+        load_run(sizes.SIZES_DIR / n).metrics()[-1]["elapsed"] for n in sizes.SMALLER)
+    per_chapter = [sum(e.startswith(f"0{i}.") for e in teach.ALL_EXERCISES) for i in range(8)]
+    the_70b = (f"a {said['file_size'] / 1e9:.0f} GB file, {big.reported_gpu_hours:,.0f} GPU-hours "
+               f"({said['days']:.0f} days on 6,000 GPUs), about ${said['cost'] / 1e6:.0f}M, ~{said['data'] / 1e12:.0f} TB of text")
+    assert metrics[-1]["loss"] < 1, "'After 600 steps: under 1'"
+    phrases = [
+        # what the course is
+        "curious 15-18 year olds", f"| {len(list((ROOT / 'notebooks').glob('0*.ipynb')))} notebooks |", "10-20 minutes each",
+        f"| {min(per_chapter)}-{max(per_chapter)} per chapter", "for 3 minutes", "step 3 is the whole",
+        "JupyterLab 4 or Notebook 7", "Notebook 6 does not", "JupyterLab 4.1 or later", "a factor of 2",
+        # the 45-minute plan, including the scale chapter's headline numbers
+        f"here are {run.model.n_params():,} numbers", f"Llama 2 read {years} of text", f"How big is {said['data'] / 1e12:.0f} TB?",
+        f"× {scale.DTYPE_BYTES['bf16']} bytes = {said['file_size'] / 1e9:.0f} GB", the_70b,
+        f"(held-out loss {rows[-1]['final_val_loss']:.2f} against {rows[0]['final_val_loss']:.2f})",
+        f"writes ~{said['decode_ratio']:.0f}x slower", f"why 70B is {said['decode_ratio']:.0f}x slower",
+        f"*Why 70B is {said['decode_ratio']:.0f}x slower*", f"Size = {scale.DTYPE_BYTES['bf16']} bytes × parameters",
+        "what 0.123978487123876123 becomes in 2 bytes", "the 2-process training run",
+        # what to say
+        f"\"{run.model.n_params():,} numbers.", f"\"{math.log(cfg.d_vocab):.2f} is what you get by guessing blindly among "
+        f"{cfg.d_vocab:,} tokens. After {p['steps']} steps: under 1.", f"{len(sentence)} characters, {len(sentence.encode())} bytes, "
+        f"{len(run.tokenizer.encode(sentence))} tokens", f"\"Reading {scale.READING_HOURS_PER_DAY} hours a day, every day: {years}. "
+        f"Llama 2 read it in {said['days']:.0f} days.\"", f"from step 0 to {p['steps']}",
+        f"held-out stories in {float(model_bpb):.2f} bits per byte, gzip in {float(gzip_bpb):.2f}",
+        f"needs the {info['bytes_on_disk'] / 1e6:.1f} MB file first", "ship in 16 bits and why people run them in 4 bits",
+        f"odds for all {cfg.d_vocab:,} tokens", "\"Temperature 0: always the favourite. Temperature 2:",
+        f"\"{cfg.d_model} numbers per token", f"you get {flops / (a100.peak_flops_bf16 * scale.DEFAULT_MFU * 3600) / 1e6:.1f} "
+        f"million GPU-hours (the Llama 2 paper reports {big.reported_gpu_hours:,.0f}): on 6,000 GPUs, {said['days']:.0f} days.",
+        f"After {rows[0]['steps']} steps the biggest wins: held-out loss {rows[-1]['final_val_loss']:.2f}, against "
+        f"{rows[1]['final_val_loss']:.2f} and {rows[0]['final_val_loss']:.2f}.",
+        f"has taken only {budget / rows[-1]['flops_per_step']:.0f} steps and is at {sizes.val_loss_at_flops(rows[-1], budget):.2f}.",
+        # common questions
+        f"a held-out loss of {p['val_loss']:.3f}", f"e^-{p['val_loss']:.3f} = {math.exp(-p['val_loss']):.0%}",
+        f"its loss there ({p['val_loss']:.3f})", f"its last training loss ({metrics[-1]['loss']:.3f})",
+        f"start at {math.log(cfg.d_vocab):.2f}?", f"evenly over {cfg.d_vocab:,} tokens, so the right token gets probability "
+        f"1/{cfg.d_vocab} and the loss is −ln(1/{cfg.d_vocab}) = ln {cfg.d_vocab} = {math.log(cfg.d_vocab):.2f}",
+        "\"Why 2 bytes per parameter?\"", "as a 16-bit number", "32-bit is twice", "8-bit and 4-bit",
+        f"right {bridge['precision']:.0%} of the time", f"precision {bridge['precision']:.2f} is about "
+        f"{bridge['precision'] / base:.0f} times", f"about {base:.0%} of the held-out tokens",
+        f"its {info['bytes_on_disk'] / 1e6:.1f} MB parameter file", f"measured on {compress['text_bytes']:,} bytes of held-out "
+        f"stories, {compress['methods']['model']['bits_per_byte']:.2f} bits per byte against {given['bz2 -9']:.2f} for bz2, "
+        f"{given['xz -9e']:.2f} for xz and {given['gzip -9']:.2f} for gzip",
+        f"{scale.file_size_bytes(n_70b) / 1e9:.0f} GB at {a100.mem_bandwidth / 1e12:.0f} TB/s is about "
+        f"{scale.decode_tokens_per_s(n_70b, 'bf16', a100.mem_bandwidth):.0f} tokens per second",
+        f"{flops / 1e23:.0f} × 10²³ operations", f"at most {core / 1e11:.1f} × 10¹¹ a second",
+        f"about {round(flops / core / 3.15576e7, -3):,.0f} years", f"$2M and {said['days']:.0f} days come from",
+        f"reports {big.reported_gpu_hours:,.0f} A100 GPU-hours", f"÷ 6,000 GPUs ÷ 24 = "
+        f"{scale.wall_clock_days(big.reported_gpu_hours, 6000):.0f} days; × ~${a100.price_per_hour:.2f} per GPU-hour = "
+        f"${scale.cost_usd(big.reported_gpu_hours, a100.price_per_hour) / 1e6:.0f}M",
+        f"about {round(built / 60)} minutes of training",
+    ]
+    guide = (ROOT / "docs/teachers_guide.md").read_text()
+    no_plans = re.sub(r"\| \d+-\d+ \||\b\d+-minute\b|\b\d\. \*\*|\bAct \d", " ", guide)  # minutes, numbered steps
+    check("docs/teachers_guide.md", no_plans, phrases)
