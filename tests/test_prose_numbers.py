@@ -375,3 +375,53 @@ def test_the_teachers_guide():
     guide = (ROOT / "docs/teachers_guide.md").read_text()
     no_plans = re.sub(r"\| \d+-\d+ \||\b\d+-minute\b|\b\d\. \*\*|\bAct \d", " ", guide)  # minutes, numbered steps
     check("docs/teachers_guide.md", no_plans, phrases)
+
+
+def test_the_readme_and_the_dashboards_texts():
+    """The README's prose (its code blocks are commands) and every text the dashboard's pages show, except
+    the Interpretability page's: numbers from the library, the benchmarks or a cited source, or definitions."""
+    import ast
+    import inspect
+
+    from llmcore import errors, serve
+
+    scale, said = _llama()
+    big = scale.get_preset("llama-2-70b")
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    oldest = re.search(r'requires-python = ">=([\d.]+)"', pyproject).group(1)
+    clients = [r["clients"] for r in json.loads((ROOT / "benchmarks/results/serve.json").read_text())["rows"]]
+    host = inspect.signature(serve.serve).parameters["host"].default
+    readme = [
+        f"({said['data'] / 1e12:.0f} TB of text, 6,000 GPUs for {said['days']:.0f} days, ~${said['cost'] / 1e6:.0f}M, "
+        f"a {said['file_size'] / 1e9:.0f} GB file)", f"Python {oldest}+", f"It listens on {host}",
+        f"with {min(clients)} to {max(clients)} clients at once",
+        *[f"{code} {words}" for code, words in ((errors.EXIT_OK, "done"), (errors.EXIT_BUG, "a bug in llmcore"),
+                                                (errors.EXIT_BAD_INPUT, "bad input"),
+                                                (errors.EXIT_RESOURCES, "out of memory or disk space"),
+                                                (errors.EXIT_INTERRUPTED, "interrupted"))],
+        "(0 = greedy",
+    ]
+    check("README.md", (ROOT / "README.md").read_text(), readme)
+
+    texts = []
+    for page in sorted((ROOT / "dashboard/app_pages").glob("*.py")):
+        if page.name == "interpretability.py":  # the steering work's page, tested with it
+            continue
+        for node in ast.walk(ast.parse(page.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and " " in node.value.strip():
+                if not node.value.lstrip().startswith((";", "<", "#")):  # style sheets and markup, not prose
+                    texts.append(node.value)
+            elif isinstance(node, ast.JoinedStr):  # an f-string: its literal parts (the values are computed)
+                literal = " ".join(v.value for v in node.values if isinstance(v, ast.Constant))
+                if not literal.lstrip().startswith((";", "<", "#")):
+                    texts.append(literal)
+    shown = "\n".join(texts)
+    captions = [
+        f"{big.n_params / 1e9:.0f} billion times {scale.DTYPE_BYTES['bf16']} bytes, about {said['file_size'] / 1e9:.0f} gigabytes",
+        f"Llama 2 read about {said['data'] / 1e12:.0f} TB", f"Llama 2's ~{said['data'] / 1e12:.0f} TB",
+        f"training FLOPs = {scale.training_flops(1, 1):g} × parameters × tokens", "bytes = 8 + header",
+        "32-bit floats, 16-bit (bf16, fp16) and 8-bit integers", "(layer 0, head 0's attention)", "(0 = all)",
+        "0 = always the most likely", "every 2 seconds", f"{said['data'] / 1e12:.0f} TB of text is about",
+        "The top 10 next tokens", "200 OK",  # the chart's length (model.py asks for 10), HTTP's status
+    ]
+    check("the dashboard's texts", shown, captions, also=("0", "1"))
