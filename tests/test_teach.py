@@ -350,3 +350,41 @@ def test_every_hint_runs_as_written_in_its_chapter(chapter):
                 exec(compile(span, f"<hint of {ex_id}>", "exec"), ns)
             except Exception as e:  # noqa: BLE001 - the test reports any failure as the hint's
                 raise AssertionError(f"{ex_id}'s hint `{span}` fails in {book.name}: {type(e).__name__}: {e}") from e
+
+
+def _shown_before(book: Path, ex_id: str) -> str:
+    """What a learner has read before exercise `ex_id` is asked: the chapter's Markdown and text outputs
+    above the Markdown cell that asks it."""
+    cells = json.loads(book.read_text())["cells"]
+    asked = next(i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and f"**{ex_id}**" in "".join(c["source"]))
+    seen = []
+    for c in cells[:asked]:
+        seen.append("".join(c["source"]) if c["cell_type"] == "markdown" else "")
+        for o in c.get("outputs", []):
+            seen.append("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", "")))
+    return "\n".join(seen)
+
+
+@pytest.mark.skipif(not _shipped(sae=True), reason="the shipped storyworld run and its SAE are not built yet")
+def test_at_most_one_answer_is_on_the_screen_before_its_question():
+    """A number answer must not be printed (at the precision the checker accepts) above the exercise that asks
+    for it; a word answer must not be printed as the answer. One exercise in the series may break this (00.2:
+    the stage to visit is named on the map, on purpose: it is a question about the map)."""
+    visible = []
+    for ex_id, ex in teach.EXERCISES.items():
+        book = next(NOTEBOOKS.glob(ex_id[:2] + "_*.ipynb"))
+        seen = _shown_before(book, ex_id)
+        if ex.kind == "number":
+            v = float(ex.expected())
+            if abs(v) < 10 and v == int(v):
+                continue  # a small whole number (how many tokens stay, which block) is on every screen
+            shapes = {f"{v:.2f}", f"{v:.3g}"} | ({f"{v:,.0f}"} if abs(v) >= 100 else set())
+            if any(re.search(rf"(?<![\d.,]){re.escape(s)}(?![\d])", seen) for s in shapes):
+                visible.append(ex_id)
+        elif ex.kind == "text":
+            answer = str(ex.expected()).strip()
+            if re.search(rf"(answer|is|wins|lowest)[:\s]+['\"]?{re.escape(answer)}\b", seen, re.I):
+                visible.append(ex_id)
+            elif ex_id == "00.2" and answer in seen.lower():
+                visible.append(ex_id)
+    assert visible == ["00.2"], f"answers on the screen before their question: {visible}"
