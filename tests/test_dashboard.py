@@ -771,6 +771,11 @@ def test_scale_calculator_and_results(dash_run, tmp_path):
     at = app("app_pages/scale.py")
     ok(at)
     assert at.subheader[0].value.startswith("llama-2-70b on a100-80gb")
+    from llmcore import sizes
+
+    if (sizes.SIZES_DIR / sizes.SPEEDS_FILE).is_file():  # the race between the shipped sizes
+        assert any(x.startswith("Bigger learns more") for x in titles(at))
+        assert any("the smallest wins" in c.value for c in at.caption)
     assert html(at).count('class="llmcore-table"') >= 1
     at.slider[0].set_value(2000).run()  # GPUs
     ok(at)

@@ -1,10 +1,11 @@
-"""Scale: from the toy to Llama-2-70B. The calculator, the explainer's numbers checked, measured speed."""
+"""Scale: from the toy to Llama-2-70B. The calculator, the explainer's numbers checked, the race between
+model sizes, measured speed."""
 
 import state
 import streamlit as st
 
 from llmcore.scale import ACCELERATORS, DEFAULT_GPUS, DEFAULT_MFU, DTYPE_BYTES, PRESETS, estimate, llama2_70b_check
-from llmcore.viz.scale import headline_numbers, ladder_figure
+from llmcore.viz.scale import headline_numbers, ladder_figure, sizes_figure
 
 st.title("Scale: from our toy to Llama-2-70B")
 st.markdown("Same recipe, bigger numbers. Each figure here is a few lines of arithmetic: "
@@ -48,6 +49,27 @@ state.table(claims)
 imp = check["implied"]
 st.caption(f"Implied by the paper: MFU {imp['mfu']:.3f}, ${imp['price_per_gpu_hour']:.2f} per GPU-hour, "
            f"{imp['bytes_per_token']:.1f} bytes per token.")
+
+st.header("Bigger is better, but slower")
+
+
+@st.cache_data(max_entries=1, show_spinner="Reading the three model sizes\u2026")
+def race() -> list[dict]:
+    from llmcore import sizes
+
+    return sizes.compare()
+
+
+with state.guard():
+    rows = race()
+    state.chart(sizes_figure(rows, projector=P), key="sizes")
+    small, big = rows[0], rows[-1]
+    budget = small["steps"] * small["flops_per_step"]
+    st.caption(f"The same stories and recipe at {len(rows)} sizes. After {small['steps']} steps the biggest wins "
+               f"(held-out loss {big['final_val_loss']:.2f} against {small['final_val_loss']:.2f}); with the compute "
+               f"{small['name']} used, {big['name']} has taken only {budget / big['flops_per_step']:.0f} steps and the "
+               f"smallest wins. Each of {big['name']}'s steps took {small['train_tokens_per_s'] / big['train_tokens_per_s']:.1f}x "
+               f"as long as {small['name']}'s on the computer that trained them.")
 
 st.header("Measured: speed against size")
 with state.guard():

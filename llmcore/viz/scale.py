@@ -237,27 +237,35 @@ def sizes_figure(rows: list[dict], *, projector: bool = False):
     left) and against training compute, 6 x parameters x tokens (equal compute, right).
 
     rows: `llmcore.sizes.compare()`, each with "name", "n_params", "val" [(step, val_loss)] and
-    "flops_per_step". The same colour marks a size in both panels.
+    "flops_per_step". The same colour marks a size in both panels; on a projector the panels
+    stack, one above the other.
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     if not rows:
         raise UserError("sizes_figure needs at least one model size.")
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
-                        subplot_titles=("equal steps: the same tokens seen", "equal compute: the same arithmetic"))
+    # Side by side on a screen; one above the other on a projector, where large type needs the width.
+    n_rows, n_cols = (2, 1) if projector else (1, 2)
+    fig = make_subplots(rows=n_rows, cols=n_cols, shared_yaxes=not projector, horizontal_spacing=0.06,
+                        vertical_spacing=0.22, subplot_titles=("equal steps", "equal compute"))
+    where = ((1, 1), (2, 1)) if projector else ((1, 1), (1, 2))
     for row in sorted(rows, key=lambda r: r["n_params"]):
         steps, losses = [s for s, _ in row["val"]], [v for _, v in row["val"]]
         label = f"{row['name']} ({row['n_params']:,} parameters)"
-        for col, x, unit in ((1, steps, "step %{x}"), (2, [s * row["flops_per_step"] for s in steps], "%{x:.3s}FLOP")):
+        for (r, c), x, unit in zip(where, (steps, [s * row["flops_per_step"] for s in steps]), ("step %{x}", "%{x:.3s}FLOP")):
             fig.add_trace(go.Scatter(
-                x=x, y=losses, mode="lines+markers", name=label, legendgroup=row["name"], showlegend=col == 1,
-                hovertemplate=f"{row['name']}<br>{unit}<br>held-out loss %{{y:.3f}}<extra></extra>"), row=1, col=col)
+                x=x, y=losses, mode="lines+markers", name=label, legendgroup=row["name"], showlegend=c == 1 and r == 1,
+                hovertemplate=f"{row['name']}<br>{unit}<br>held-out loss %{{y:.3f}} nats per token<extra></extra>"),
+                row=r, col=c)
     fig.update_xaxes(title_text="training step", row=1, col=1)
-    fig.update_xaxes(title_text="training compute (FLOPs, log scale)", type="log", row=1, col=2)
-    fig.update_yaxes(title_text="held-out loss (nats per token)", row=1, col=1)
-    fig.update_layout(legend={"orientation": "h", "y": -0.3}, height=440)
+    fig.update_xaxes(title_text="compute (FLOPs, log)", type="log", row=where[1][0], col=where[1][1])
+    for r, c in where[: 2 if projector else 1]:
+        fig.update_yaxes(title_text="held-out loss", row=r, col=c)
+    fig.update_layout(legend={"orientation": "h", "y": -0.3 if not projector else -0.22},
+                      height=860 if projector else 440)
     apply_theme(fig, title="Bigger learns more from the same steps, but each step costs more", projector=projector)
+    fig.update_annotations(font={"size": fig.layout.font.size})  # the panels' titles in the body's size
     colours = list(fig.layout.colorway)  # one colour per size, the same in both panels
     for i, trace in enumerate(fig.data):
         trace.update(line={"color": colours[i // 2 % len(colours)]}, marker={"color": colours[i // 2 % len(colours)]})
