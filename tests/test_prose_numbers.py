@@ -425,3 +425,19 @@ def test_the_readme_and_the_dashboards_texts():
         "The top 10 next tokens", "200 OK",  # the chart's length (model.py asks for 10), HTTP's status
     ]
     check("the dashboard's texts", shown, captions, also=("0", "1"))
+
+
+def test_the_model_page_has_no_untied_number():
+    """docs/stages/model.md: tests/test_notebook_prose.py checks its phrases; here, that nothing else is a number."""
+    from llmcore.code_exercises import ATOL
+    from llmcore.forward import walk
+
+    run = load_run("storyworld")
+    cfg, w = run.model.cfg, walk(run.model, run.tokenizer, "Mia went to the")
+    T = len(w.token_ids)
+    phrases = [f"| [{T} pos] |", f"[{T} pos, {cfg.d_model} d_model]", f"[{T} pos, {cfg.d_head} d_head] each",
+               f"[{T} query_pos, {T} key_pos]", f"[{T} pos, {cfg.d_mlp} d_mlp]", f"| {cfg.n_layers - 1} more blocks",
+               f"[{T} pos, {cfg.d_vocab} d_vocab]", f"[{cfg.d_vocab} d_vocab]", f"Every one of the {run.model.n_params():,} parameters",
+               f"to within {ATOL:.4f}", "rows add up to 1", "n − 1 in the variance"]
+    page = re.sub(r"\b\d\. \*\*", " ", (ROOT / "docs/stages/model.md").read_text())  # the three acts' numbers
+    check("docs/stages/model.md", page, phrases)

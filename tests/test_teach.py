@@ -388,3 +388,9 @@ def test_at_most_one_answer_is_on_the_screen_before_its_question():
             elif ex_id == "00.2" and answer in seen.lower():
                 visible.append(ex_id)
     assert visible == ["00.2"], f"answers on the screen before their question: {visible}"
+
+
+def test_every_chapter_has_an_exercise_where_the_learner_writes_code():
+    """A function to write (01.2, 04.x, ...) or code to change and run (00.3's prompt), in every chapter."""
+    writes = {e[:2] for e, ex in teach.ALL_EXERCISES.items() if getattr(ex, "kind", "function") in ("function", "prompt")}
+    assert writes == {f"0{i}" for i in range(8)}, sorted(writes)
