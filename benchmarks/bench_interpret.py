@@ -11,12 +11,18 @@ Measures, on the story world's held-out validation split:
   2. concept recovery: for every planted concept, the best single feature's
      precision / recall / F1 (feature and threshold chosen on a separate labelling world)
   3. steering: >= 50 seeded generations from neutral prompts, how often they mention the
-     Golden Gate Bridge plain, with the feature clamped, and with the prompting baseline,
-     and their fluency (mean loss of the generated tokens under the unsteered model)
+     Golden Gate Bridge plain, steered with the SAE's stored pick, and with the prompting
+     baseline, and their fluency (mean loss of the generated tokens under the unsteered
+     model, nats/token)
+  4. the steering options, each swept over strength on the same 50 stories: raise the
+     feature to at least s (the default), clamp it to exactly s, add its decoder direction
+     s times, clamp without the SAE's error term (the stream replaced by the SAE's
+     reconstruction), raise only from the prompt's last token on, and the direction added
+     in later blocks; then the default strength rule on every planted concept's feature
 Prints tables and writes benchmarks/results/interpret.json with the machine's details
 (the sweep: interpret_sweep.json).
 Goals: bridge precision and recall >= 0.9; >= 6 of 8 concepts with F1 >= 0.8;
-mentions from < 5% to > 80% while readable.
+mentions from < 5% to >= 80% with fluency within 0.15 nats/token of plain ("readable").
 """
 
 import argparse
@@ -31,8 +37,9 @@ from pathlib import Path
 import torch
 
 from llmcore.generate import Sampling
+from llmcore.interpret import steer
+from llmcore.interpret.features import STRENGTH_FACTOR, default_strength, feature_peak
 from llmcore.interpret.sae import load_sae, train_sae_for_run
-from llmcore.interpret.steer import NEUTRAL_PROMPTS, recommended_strength, steering_eval
 from llmcore.run import SAE_FILE, load_run
 
 RESULTS = Path(__file__).parent / "results" / "interpret.json"
@@ -127,13 +134,80 @@ def probe_ceiling(run, hooks, steps: int = 400) -> list[dict]:
     return rows
 
 
+def steering_options(run, sae, feature: int, sampling, seeds, plain_loss: float) -> list[dict]:
+    """Every way of steering the bridge feature tried here, each at several strengths, on the benchmark's stories."""
+    peak = feature_peak(run, sae, feature)
+    direction, hook_name = sae.W_dec[feature], sae.cfg.hook_name
+
+    def reconstructed(s):  # clamp, but the stream becomes the SAE's reconstruction: the error term is lost
+        def fn(resid, hook):
+            f = sae.encode(resid)
+            f[..., feature] = s
+            return sae.decode(f)
+        return hook_name, fn
+
+    def from_prompt_end(s):  # raise, but in the prompt only at its last token (the KV cache feeds it at once)
+        name, raise_ = steer.clamp_hook(sae, feature, s, at_least=True)
+
+        def fn(resid, hook):
+            out = raise_(resid, hook)
+            return torch.cat([resid[:, :-1], out[:, -1:]], 1) if resid.shape[1] > 1 else out
+        return name, fn
+
+    factors = (0.4, 0.5, 0.55, 0.6, 0.7, 0.85, 1.0)
+    options = [("raise", f"raise to at least s at {hook_name} (default)", lambda s: steer.steering_hook(sae, feature, s, "raise")),
+               ("clamp", f"clamp to exactly s at {hook_name}", lambda s: steer.steering_hook(sae, feature, s, "clamp")),
+               ("add", f"add s x W_dec[{feature}] at {hook_name}", lambda s: steer.steering_hook(sae, feature, s, "add")),
+               ("clamp_no_error", "clamp, stream replaced by the SAE's reconstruction", reconstructed),
+               ("raise_from_prompt_end", "raise, in the prompt only at its last token", from_prompt_end)]
+    rows = []
+    for name, what, make in options:
+        for k in factors if name in ("raise", "clamp", "add") else (0.5, 0.6, 0.7):
+            rows.append({"option": name, "what": what, "strength": round(k * peak, 3), "x_peak": k,
+                         **measured(run, [make(round(k * peak, 3))], sampling, seeds, plain_loss)})
+    for layer in range(1, run.model.cfg.n_layers):  # the block-0 direction, added later in the stream
+        name = f"blocks.{layer}.hook_resid_pre"
+        for s in (1.0, 2.0, 4.0):
+            rows.append({"option": f"add_block_{layer}", "what": f"add s x W_dec[{feature}] at {name}", "strength": s,
+                         "x_peak": round(s / peak, 2), **measured(run, [steer.add_hook(name, direction, s)], sampling,
+                                                                  seeds, plain_loss)})
+    print_table([{k: v for k, v in r.items() if k not in ("what", "example")} for r in rows],
+                f"Steering options for feature {feature} (peak {peak:.3f}; readable = within {steer.READABLE} of plain)")
+    return rows
+
+
+def measured(run, hooks, sampling, seeds, plain_loss: float, concept: str = CONCEPT) -> dict:
+    m = steer.measure(run, steer.NEUTRAL_PROMPTS, seeds, concept, sampling, hooks=hooks)
+    return {"mention_rate": m["mention_rate"], "fluency_loss": round(m["fluency_loss"], 3),
+            "fluency_increase": round(m["fluency_loss"] - plain_loss, 3),
+            "goal_met": m["mention_rate"] >= 0.8 and m["fluency_loss"] <= plain_loss + steer.READABLE,
+            "example": m["examples"][0]}
+
+
+def strength_rule(run, sae, sampling, seeds) -> list[dict]:
+    """The default rule (STRENGTH_FACTOR x peak, raised) on each planted concept's detector feature."""
+    rows = []
+    for concept, match in sae.metrics.get("concepts", {}).items():
+        f = match["feature"]
+        rule = default_strength(run, sae, f)
+        plain = steer.measure(run, steer.NEUTRAL_PROMPTS, seeds, concept, sampling)
+        hook = steer.steering_hook(sae, f, rule["strength"], rule["mode"])
+        rows.append({"concept": concept, "feature": f, "strength": rule["strength"], "mode": rule["mode"],
+                     "rule": rule["why"], "plain_mention_rate": plain["mention_rate"],
+                     "plain_fluency_loss": round(plain["fluency_loss"], 3),
+                     **measured(run, [hook], sampling, seeds, plain["fluency_loss"], concept)})
+    print_table([{k: v for k, v in r.items() if k not in ("rule", "example")} for r in rows],
+                f"The default strength rule on each concept's feature (stored pick, else {STRENGTH_FACTOR} x peak)")
+    return rows
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", default="storyworld", help="a run directory or shipped run name")
     p.add_argument("--retrain", action="store_true", help="train the SAE again (timed) before measuring")
     p.add_argument("--sweep", action="store_true", help="also search hook, layer, k, width and activation")
     p.add_argument("--probe", action="store_true", help="also fit linear probes: the ceiling for any one feature")
-    p.add_argument("--strength", type=float, default=None, help="clamp strength (default: the recipe's)")
+    p.add_argument("--strength", type=float, default=None, help="steering strength (default: the stored pick)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per prompt (10 prompts)")
     p.add_argument("--max-new-tokens", type=int, default=40, help="tokens per generation")
     a = p.parse_args()
@@ -154,30 +228,26 @@ def main():
             for c, m in out["concepts"].items()]
     print_table(rows, "Concept recovery (held-out validation world)")
 
-    strength = a.strength if a.strength is not None else recommended_strength(sae, CONCEPT)
     sampling = Sampling(temperature=0.8, max_new_tokens=a.max_new_tokens)
     t0 = time.perf_counter()
-    res = steering_eval(run, sae, CONCEPT, strength, prompts=NEUTRAL_PROMPTS, seeds=range(a.seeds), sampling=sampling)
+    rule = default_strength(run, sae, CONCEPT)
+    strength = a.strength if a.strength is not None else rule["strength"]
+    res = steer.steering_eval(run, sae, CONCEPT, strength, mode=rule["mode"], seeds=range(a.seeds), sampling=sampling)
     res["seconds"] = round(time.perf_counter() - t0, 1)
+    plain = res["plain"]["fluency_loss"]
+    for c in ("plain", "prompted", "steered"):
+        res[c]["readable"] = res[c]["fluency_loss"] <= plain + steer.READABLE
+    res["goal_met"] = res["steered"]["mention_rate"] >= 0.8 and res["steered"]["readable"]
     out["steering"] = res
     print_table([{"condition": c, "mention_rate": f"{100 * res[c]['mention_rate']:.0f}%",
-                  "fluency_loss": round(res[c]["fluency_loss"], 3)} for c in ("plain", "prompted", "steered")],
-                f"Steering: feature {res['settings']['feature']} clamped to {strength} ({res['n']} generations each)")
+                  "fluency_loss": round(res[c]["fluency_loss"], 3), "readable": res[c]["readable"]}
+                 for c in ("plain", "prompted", "steered")],
+                f"Steering: feature {res['settings']['feature']}, {rule['mode']} at {strength} "
+                f"({res['n']} generations each; goal met: {res['goal_met']})")
     for c in ("plain", "prompted", "steered"):
         print(f"  {c:>8}: {res[c]['examples'][0]!r}")
-
-    # The trade-off: the same feature at every strength the search tried, on the benchmark prompts.
-    picked = res["settings"]["feature"]
-    strengths = sorted({t["strength"] for t in sae.metrics.get("steering", {}).get(CONCEPT, {}).get("tried", [])
-                        if t["feature"] == picked})
-    curve = []
-    for st in strengths:
-        r = steering_eval(run, sae, picked, st, seeds=range(a.seeds), sampling=sampling, conditions=("steered",))
-        curve.append({"strength": st, "mention_rate": r["steered"]["mention_rate"],
-                      "fluency_loss": round(r["steered"]["fluency_loss"], 3), "example": r["steered"]["examples"][0]})
-    out["steering_curve"] = curve
-    if curve:
-        print_table([{k: v for k, v in c.items() if k != "example"} for c in curve], f"Strength curve, feature {picked}")
+    out["steering_options"] = steering_options(run, sae, res["settings"]["feature"], sampling, range(a.seeds), plain)
+    out["strength_rule"] = strength_rule(run, sae, sampling, range(a.seeds))
 
     if a.probe:
         out["probe_ceiling"] = probe_ceiling(run, [f"blocks.{layer}.{kind}" for kind in SWEEP_HOOKS

@@ -146,10 +146,7 @@ def _load_tokenizer(path: str, mtime: float):
 def _load_sae(path: str, mtime: float):
     from llmcore.interpret.sae import load_sae
 
-    try:
-        return load_sae(path)
-    except UserError:
-        return None
+    return load_sae(path)  # a UserError ("retrain it with ...") reaches the page's guard, which shows it
 
 
 def shipped_path() -> Path:
@@ -213,13 +210,21 @@ def current_tokenizer():
 
 
 def sae_for(run):
-    """The run's sparse autoencoder, or None when the run has none (yet)."""
+    """The run's sparse autoencoder, or None when the run has none (yet) or it cannot be used.
+
+    A file that cannot be used (trained on another model, damaged) is said on the page in
+    the library's own words, which say what to do ("retrain it with `llmcore sae train ...`").
+    """
     from llmcore.run import SAE_FILE
 
     path = run.path / SAE_FILE
     if not path.is_file():
         return None
-    return _load_sae(str(run.path), _mtime(path))
+    try:
+        return _load_sae(str(run.path), _mtime(path))
+    except UserError as e:
+        st.error(str(e).splitlines()[0], icon="\u26a0\ufe0f")
+        return None
 
 
 def tokenizer_key(tok) -> str:
@@ -466,41 +471,18 @@ def generation(_run, key: str, prompt: str, temperature: float, top_k: int, top_
 
 @st.cache_data(max_entries=32, ttl=VISITOR_TTL, show_spinner=False)
 def feature_text(_run, _sae, key: str, text: str, feature: int) -> tuple[list, list[float]]:
-    """Token pieces of `text` and one SAE feature's activation on each, scaled to [0, 1]."""
-    from llmcore.interpret.features import encode_text
+    """`llmcore.interpret.features.feature_on_text`, cached per (run, text, feature)."""
+    from llmcore.interpret.features import feature_on_text
 
-    enc = encode_text(_run, _sae, text)
-    acts = enc.acts[:, feature]
-    top = float(acts.max()) or 1.0
-    pieces = [(_run.tokenizer.token_str(i), i) for i in enc.tokens.ids]
-    return pieces, [max(0.0, float(a) / top) for a in acts]
+    return feature_on_text(_run, _sae, text, feature)
 
 
 @st.cache_data(max_entries=32, ttl=VISITOR_TTL, show_spinner=False)
 def word_feature(_run, _sae, key: str, text: str, word: str, exclude: int) -> tuple[int, list, list[float]] | None:
-    """The feature (other than `exclude`) most active on `word`'s tokens in `text`, and its activations.
+    """`llmcore.interpret.features.word_feature` (feature absorption), cached per (run, text, word)."""
+    from llmcore.interpret.features import word_feature
 
-    Feature absorption made visible: on "Golden Gate Bridge" the SAE switches on features
-    for the words themselves, which carry part of the bridge's direction, so the bridge
-    feature fires there only weakly. Returns (feature, pieces, activations in [0, 1]), or
-    None when `word` is not in `text` or nothing else fires on it.
-    """
-    from llmcore.interpret.features import encode_text
-
-    at = text.find(word)
-    if at < 0:
-        return None
-    enc = encode_text(_run, _sae, text)
-    rows = [i for i, (a, b) in enumerate(zip(enc.tokens.starts, enc.tokens.ends)) if a < at + len(word) and b > at]
-    on_word = enc.acts[rows].sum(0)  # [d_sae]: each feature's total on the word's tokens
-    on_word[exclude] = 0.0
-    feature = int(on_word.argmax())
-    if float(on_word[feature]) <= 0:
-        return None
-    acts = enc.acts[:, feature]
-    top = float(acts.max()) or 1.0
-    pieces = [(_run.tokenizer.token_str(i), i) for i in enc.tokens.ids]
-    return feature, pieces, [max(0.0, float(a) / top) for a in acts]
+    return word_feature(_run, _sae, text, word, exclude)
 
 
 @st.cache_data(max_entries=16, ttl=VISITOR_TTL, show_spinner="Running the prompt through the model\u2026")

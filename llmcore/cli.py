@@ -288,17 +288,22 @@ def cmd_features(a):
 
 def cmd_steer(a):
     from llmcore.generate import Sampling
+    from llmcore.interpret.features import default_strength
     from llmcore.interpret.sae import load_sae
-    from llmcore.interpret.steer import recommended_strength, steer_side_by_side
+    from llmcore.interpret.steer import steer_side_by_side
     from llmcore.run import load_run
 
     run = load_run(a.run)
     sae = load_sae(run.path)
-    strength = a.strength if a.strength is not None else recommended_strength(sae, a.feature)
+    rule = default_strength(run, sae, a.feature) if a.strength is None or a.mode is None else {}
+    strength = rule["strength"] if a.strength is None else a.strength
+    mode = rule["mode"] if a.mode is None else a.mode
     s = Sampling(temperature=a.temperature, max_new_tokens=a.max_new_tokens, seed=a.seed)
-    plain, steered = steer_side_by_side(run, sae, a.feature, strength, a.prompt, s, mode=a.mode)
-    r = {"prompt": a.prompt, "feature": a.feature, "strength": strength, "mode": a.mode, "plain": plain, "steered": steered}
-    _emit(r, a.json, f"without steering: {a.prompt}{plain}\n\nwith {a.feature} at {strength}: {a.prompt}{steered}")
+    plain, steered = steer_side_by_side(run, sae, a.feature, strength, a.prompt, s, mode=mode)
+    r = {"prompt": a.prompt, "feature": a.feature, "strength": strength, "mode": mode,
+         "strength_rule": rule.get("why") if a.strength is None else None, "plain": plain, "steered": steered}
+    how = f"{a.feature} ({mode} at {strength:g}" + (f": {rule['why']})" if a.strength is None else ")")
+    _emit(r, a.json, f"without steering: {a.prompt}{plain}\n\nwith {how}: {a.prompt}{steered}")
 
 
 # --- the parser ---------------------------------------------------------------------
@@ -438,12 +443,16 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--top", type=int, default=8, help="how many top contexts")
     f.add_argument("--json", action="store_true", help="print JSON")
 
-    sr = command("steer", cmd_steer, "generate with and without a feature clamped, side by side")
+    from llmcore.interpret.features import STRENGTH_FACTOR
+    from llmcore.interpret.steer import MODES
+
+    sr = command("steer", cmd_steer, "generate with and without a feature steered, side by side")
     sr.add_argument("run", help="a run directory with sae.safetensors, or a shipped run name")
     sr.add_argument("--feature", default="golden_gate_bridge", help="a feature index or a concept name")
-    sr.add_argument("--strength", type=float, help="the value to clamp the feature to "
-                    "(default: the strength found for a concept when the SAE was trained)")
-    sr.add_argument("--mode", default="clamp", choices=["clamp", "add"], help="clamp the feature, or add its direction")
+    sr.add_argument("--strength", type=float, help="how hard to steer (default: the strength stored for the concept "
+                    f"whose steering feature it is, else {STRENGTH_FACTOR:g} x the most the feature fires in held-out stories)")
+    sr.add_argument("--mode", choices=MODES, help="raise the feature to at least the strength, clamp it to exactly "
+                    "that, or add its direction that many times (default: the stored mode, else raise)")
     sr.add_argument("--prompt", default="Once upon a time", help="the text to continue")
     sr.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
     sr.add_argument("--max-new-tokens", type=int, default=60, help="how many tokens to add")

@@ -85,6 +85,8 @@ def main():
     p.add_argument("--skip-train", action="store_true", help="keep the existing model, rebuild only the SAE")
     p.add_argument("--skip-sae", action="store_true", help="do not train the sparse autoencoder")
     p.add_argument("--only-sizes", action="store_true", help="rebuild only the smaller siblings (llmcore/assets/sizes/)")
+    p.add_argument("--steering-only", action="store_true",
+                   help="keep the model and the SAE's weights; only search the SAE's steering picks again")
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)  # results depend on the thread count; one thread is reproducible anywhere
@@ -92,6 +94,12 @@ def main():
     out = ASSETS / "storyworld"
     if a.only_sizes:
         build_sizes(ASSETS / "sizes")
+        return
+    if a.steering_only:
+        from llmcore.interpret.sae import search_steering_for_run
+
+        print(json.dumps({c: {k: v for k, v in s.items() if k != "tried"}
+                          for c, s in search_steering_for_run(out).items()}, indent=2))
         return
     if not a.skip_train:
         build_storyworld(out)

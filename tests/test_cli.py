@@ -165,8 +165,16 @@ def test_features_and_steer_on_the_shipped_run():
     code, out, _ = run_cli("steer", "storyworld", "--max-new-tokens", "8", "--json")  # the stored strength
     r = json.loads(out)
     assert code == 0 and r["strength"] > 0 and r["plain"] != r["steered"]
-    code, _, err = run_cli("steer", "storyworld", "--feature", "3", "--max-new-tokens", "8")
-    assert code == 2 and "strength" in err  # a bare feature index has no stored strength
+    # The number `features` reports finds its concept's stored strength and mode, as the name does.
+    bridge = json.loads(run_cli("features", "storyworld", "--json")[1])["steering"]["golden_gate_bridge"]
+    code, out, _ = run_cli("steer", "storyworld", "--feature", str(bridge["feature"]), "--prompt", "One morning",
+                           "--max-new-tokens", "8", "--json")
+    r = json.loads(out)
+    assert code == 0 and (r["strength"], r["mode"]) == (bridge["strength"], bridge["mode"]), r
+    assert "golden_gate_bridge" in r["strength_rule"]
+    # Any other feature: half the most it fires in held-out stories, and the output says so.
+    code, out, _ = run_cli("steer", "storyworld", "--feature", "3", "--max-new-tokens", "8")
+    assert code == 0 and "0.5 x the most it fires" in out
     code, out, _ = run_cli("features", "storyworld")
     assert code == 0 and "golden_gate_bridge" in out and "precision" in out
     for bad in (["--strength", "nan"], ["--strength", "1e9"], ["--strength", "1", "--feature", "no_such_concept"]):

@@ -754,12 +754,29 @@ def test_steering_side_by_side(dash_run):
     strength.set_value(strength.max)
     button(at, "Generate with and without it").click().run()
     ok(at)
-    assert any(m.value == f"**Feature 3 clamped at {strength.max:g}**" for m in at.markdown)
+    assert any(m.value == f"**Feature 3 lifted to at least {strength.max:g}**" for m in at.markdown)
     plain, steered = at.text[-2].value, at.text[-1].value
     assert plain.startswith("Once upon a time") and steered.startswith("Once upon a time")
     assert plain != steered  # a random SAE clamped hard changes the text
     at.text_input(key="steer_query").input("-1").run()
     assert at.error and not at.exception
+
+
+def test_an_sae_of_another_model_is_explained_not_hidden(dash_run, tmp_path, monkeypatch):
+    """The library's own refusal ("... retrain it with `llmcore sae train ...`") reaches the page."""
+    import shutil
+
+    from llmcore.interpret.sae import load_sae_file, save_sae
+    from llmcore.run import SAE_FILE
+
+    folder = tmp_path / "run"
+    shutil.copytree(dash_run, folder)
+    sae, meta = load_sae_file(folder / SAE_FILE)
+    save_sae(sae, folder / SAE_FILE, model_sha256="0" * 64)  # as if trained on another model.safetensors
+    monkeypatch.setenv("LLMCORE_DASHBOARD_RUN", str(folder))
+    at = app("app_pages/interpretability.py")
+    assert not at.exception
+    assert any("retrain it with `llmcore sae train" in e.value for e in at.error), [e.value for e in at.error]
 
 
 # --- scale ----------------------------------------------------------------------------------
@@ -895,13 +912,12 @@ def test_the_shipped_run_opens_by_default(monkeypatch):
 
 def test_shipped_steering_defaults_to_the_stored_bridge_strength(monkeypatch):
     from llmcore.interpret.sae import load_sae
-    from llmcore.interpret.steer import recommended_strength
     from llmcore.run import load_run, shipped_runs
 
     if "storyworld" not in shipped_runs():
         pytest.skip("the shipped run llmcore/assets/storyworld is not built yet (scripts/build_assets.py)")
     monkeypatch.delenv("LLMCORE_DASHBOARD_RUN", raising=False)
-    stored = recommended_strength(load_sae(load_run("storyworld")))
+    stored = load_sae(load_run("storyworld")).metrics["steering"]["golden_gate_bridge"]["strength"]
     at = app("app_pages/interpretability.py")
     ok(at)
     assert at.slider[0].value == pytest.approx(stored, abs=0.05)  # the strength find_steering chose

@@ -24,6 +24,7 @@ from llmcore.interpret.sae import (
     load_sae,
     load_sae_file,
     save_sae,
+    search_steering_for_run,
     train_sae,
     train_sae_for_run,
 )
@@ -348,10 +349,22 @@ def test_clamp_hook_moves_only_along_the_feature(run):
     assert name == "blocks.1.hook_resid_post"
 
 
+def test_raise_lifts_the_feature_but_never_lowers_it():
+    sae = tiny_sae()
+    resid = torch.randn(4, 6, 32) * 3
+    act = sae.encode(resid)[..., 7]  # [4, 6]
+    s = float(act[act > 0].median()) if (act > 0).any() else 0.5  # some positions above, some below
+    _, fn = steer.steering_hook(sae, 7, s, "raise")
+    delta = fn(resid, None) - resid
+    torch.testing.assert_close(delta, (act.clamp(min=s) - act)[..., None] * sae.W_dec[7])
+    assert (delta[act >= s] == 0).all() and (delta[act < s].norm(dim=-1) > 0).all()
+
+
 def test_bad_steering_settings_are_user_errors():
     sae = tiny_sae()
+    assert tiny_sae().metrics == {}  # declared on every SAE: nothing measured yet
     sae.metrics = {"concepts": {"golden_gate_bridge": {"feature": 3}}}
-    assert steer.resolve_feature(sae, "golden_gate_bridge") == 3 and steer.resolve_feature(sae, "12") == 12
+    assert F.resolve_feature(sae, "golden_gate_bridge") == 3 and F.resolve_feature(sae, "12") == 12
     for feature, strength, mode in [(64, 1.0, "clamp"), (-1, 1.0, "clamp"), ("dragons", 1.0, "clamp"),
                                     (1, float("nan"), "clamp"), (1, float("inf"), "add"), (1, 1e6, "clamp"),
                                     (1, "5", "add"), (1, 1.0, "sideways")]:
@@ -402,13 +415,61 @@ def test_find_steering_picks_a_readable_setting(run):
     sae = tiny_sae()
     r = steer.find_steering(run, sae, "golden_gate_bridge", n_candidates=1, factors=(1.0, 2.0), prompts=("Mia",),
                             seeds=range(1), sampling=Sampling(max_new_tokens=4))
-    assert 1 <= len({t["feature"] for t in r["tried"]}) <= 2 and len(r["tried"]) in (2, 4)
-    assert {"feature", "strength", "mention_rate", "fluency_loss", "plain_fluency_loss"} <= set(r)
+    assert 1 <= len({t["feature"] for t in r["tried"]}) <= 2 and r["mode"] == "raise"
+    assert {"feature", "strength", "mention_rate", "fluency_loss", "plain_fluency_loss", "readable"} <= set(r)
+    assert [t["x_peak"] for t in r["tried"] if t["stories"] == 1][-2:] == [1.0, 2.0]  # the fine sweep, on one feature
     assert any(t["feature"] == r["feature"] and t["strength"] == r["strength"] for t in r["tried"])
     sae.metrics = {"concepts": {"golden_gate_bridge": {"feature": 9}}, "steering": {"golden_gate_bridge": r}}
-    assert steer.resolve_feature(sae, "golden_gate_bridge") == r["feature"]
-    assert steer.resolve_feature(sae, "golden_gate_bridge", purpose="label") == 9
-    assert steer.recommended_strength(sae) == r["strength"] and steer.recommended_strength(tiny_sae()) is None
+    assert F.resolve_feature(sae, "golden_gate_bridge") == r["feature"]
+    assert F.resolve_feature(sae, "golden_gate_bridge", purpose="label") == 9
+
+
+def test_one_default_strength_rule(run):
+    """A concept's steering feature gets its stored strength and mode by name or by number;
+    any other feature STRENGTH_FACTOR x its peak on held-out text; one that never fires, a UserError."""
+    from llmcore.corpus import storyworld
+
+    sae = tiny_sae()
+    enc = F.encode_text(run, sae, storyworld(seed=0, n_chars=3000).text)
+    fires = enc.acts.max(0).values  # [d_sae]
+    on, off = int(fires.argmax()), int(fires.argmin())
+    pick = {"feature": on, "strength": 1.25, "mode": "clamp"}
+    sae.metrics = {"concepts": {"golden_gate_bridge": {"feature": 9}}, "steering": {"golden_gate_bridge": pick}}
+    for ask in ("golden_gate_bridge", on, str(on)):
+        rule = F.default_strength(run, sae, ask, enc)
+        assert (rule["strength"], rule["mode"]) == (1.25, "clamp") and "golden_gate_bridge" in rule["why"]
+    other = int(fires.clone().index_fill_(0, torch.tensor([on]), -1).argmax())  # fires, but no stored pick
+    rule = F.default_strength(run, sae, other, enc)
+    assert rule["mode"] == F.DEFAULT_MODE and rule["strength"] == pytest.approx(F.STRENGTH_FACTOR * float(fires[other]), abs=1e-3)
+    if float(fires[off]) == 0:
+        with pytest.raises(UserError, match="never fires"):
+            F.default_strength(run, sae, off, enc)
+    # steer_side_by_side with no strength uses the rule; a wrong feature is still a UserError
+    from llmcore.generate import Sampling
+
+    plain, steered = steer.steer_side_by_side(run, sae, "golden_gate_bridge", None, "Mia", Sampling(max_new_tokens=3, seed=1))
+    assert isinstance(steered, str)
+    with pytest.raises(UserError):
+        F.default_strength(run, sae, 64, enc)
+
+
+def test_search_steering_for_run_keeps_the_weights(tiny_run, tmp_path):
+    import shutil
+
+    from llmcore.generate import Sampling
+
+    folder = tmp_path / "run"
+    shutil.copytree(tiny_run, folder)
+    train_sae_for_run(folder, layer=1, d_sae=64, k=4, steps=20, batch_size=128, n_tokens=2048, label=False)
+    before = load_sae(folder)
+    picks = search_steering_for_run(folder, n_candidates=1, factors=(0.5,), prompts=("Mia",), seeds=range(1),
+                                            sampling=Sampling(max_new_tokens=3))
+    after = load_sae(folder)
+    assert after.metrics["steering"] == picks and set(picks) == {"golden_gate_bridge"}
+    assert {k: v for k, v in after.metrics.items() if k != "steering"} == {
+        k: v for k, v in before.metrics.items() if k != "steering"}
+    for name in ("W_enc", "b_enc", "W_dec", "b_dec"):
+        torch.testing.assert_close(getattr(after, name), getattr(before, name), rtol=0, atol=0)
 
 
 def test_features_report_is_json(run):

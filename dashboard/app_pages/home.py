@@ -145,7 +145,7 @@ def artifact(stage: str, frame, n_frames: int, i: int):
                            highlight=[0.0] + [s.prob for s in shown], show_ids=False))
     elif stage == "interpretability":
         sae = state.sae_for(run)
-        concepts = (getattr(sae, "metrics", None) or {}).get("concepts", {}) if sae is not None else {}
+        concepts = sae.metrics.get("concepts", {}) if sae is not None else {}
         if "golden_gate_bridge" in concepts:
             state.bridge_feature(run, sae, concepts["golden_gate_bridge"], BRIDGE_TEXT)
         else:

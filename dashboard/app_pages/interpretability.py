@@ -18,7 +18,7 @@ from llmcore.viz.interpret import (
 st.title("Interpretability: looking inside")
 st.markdown("The model is not a black box: every activation can be read. Attention shows where each token "
             "looks; the logit lens what it would say if it stopped early; a sparse autoencoder splits its "
-            "thoughts into **features**, and clamping one steers what it writes.")
+            "thoughts into **features**, and turning one up steers what it writes.")
 run = state.current_run()
 sae = state.sae_for(run)
 P = state.projector()
@@ -52,16 +52,16 @@ with lens_tab, state.guard():
 
 @st.cache_resource(max_entries=4, show_spinner="Running the model and the SAE over held-out text\u2026")
 def encoded(_run, _sae, key: str):
-    from llmcore.interpret.features import encode_text
+    from llmcore.interpret.features import PEAK_CHARS, encode_text
 
-    return encode_text(_run, _sae, state.corpus_head("storyworld", 30_000))
+    return encode_text(_run, _sae, state.corpus_head("storyworld", PEAK_CHARS))
 
 
 def pick_feature(label: str, key: str) -> int:
     """A feature from a number or a planted concept's name ("golden_gate_bridge")."""
-    from llmcore.interpret.steer import resolve_feature
+    from llmcore.interpret.features import resolve_feature
 
-    concepts = list((sae.metrics or {}).get("concepts", {}))
+    concepts = list(sae.metrics.get("concepts", {}))
     default = "golden_gate_bridge" if "golden_gate_bridge" in concepts else "0"
     query = st.text_input(label, default, max_chars=40, key=key,
                           help="A feature number, or one of the labelled concepts: " + (", ".join(concepts) or "none"))
@@ -79,7 +79,7 @@ else:
     with feat_tab, state.guard():
         from llmcore.interpret.features import describe_feature
 
-        concepts = (sae.metrics or {}).get("concepts", {})
+        concepts = sae.metrics.get("concepts", {})
         if concepts:
             state.chart(concepts_figure(concepts, projector=P), key="concepts")
         feature = pick_feature("Find a feature: a number or a concept name", "feature_query")
@@ -100,38 +100,31 @@ else:
             state.chart(feature_logits_figure(d["logits"], feature, projector=P), key="feature_logits")
 
     with steer_tab, state.guard():
+        from llmcore.interpret.features import default_strength
         from llmcore.interpret.steer import steer_side_by_side
 
-        st.markdown("Clamp one feature to a strength at every position while the model writes. "
+        st.markdown("Lift one feature to at least a strength at every position while the model writes. "
                     "Golden Gate Claude did this to a large model; here it is a toy story model.")
-        from llmcore.interpret.features import top_contexts
-
-        feature = pick_feature("Feature to clamp", "steer_query")
-        # The default is the strength stored with the SAE for its bridge steering feature
-        # (found by `find_steering` when the SAE was trained), else the most the feature
-        # reaches in real stories.
-        from llmcore.interpret.steer import recommended_strength, resolve_feature
-
-        stored = recommended_strength(sae)  # None when the SAE file has no steering pick
-        if stored is not None and feature != resolve_feature(sae, "golden_gate_bridge"):
-            stored = None
-        peak = top_contexts(encoded(run, sae, state.run_key(run)), run.tokenizer, feature, n=1)
-        default = stored or (peak[0]["max"] if peak else 1.0)
-        step = 0.05 if default < 5 else 0.5
-        default = round(min(max(default, step), 500.0) / step) * step
+        feature = pick_feature("Feature to steer", "steer_query")
+        # llmcore's one rule: the strength stored for a concept's steering feature, else half
+        # the most the feature fires in held-out stories.
+        rule = default_strength(run, sae, feature, encoded(run, sae, state.run_key(run)))
+        step = 0.05 if rule["strength"] < 5 else 0.5
+        default = round(min(max(rule["strength"], step), 500.0) / step) * step
         c1, c2, c3 = st.columns(3)
         strength = c1.slider("Strength", 0.0, float(max(2.0, round(4 * default))), float(default), step,
-                             help="The value the feature is held at, at every position")
+                             help="The feature is lifted to at least this value at every position")
         prompt = state.capped_text(c2.text_input, "Prompt", "Once upon a time", state.PROMPT_CHARS)
         seed = state.seed_input(c3.number_input, key="steer_seed")
+        st.caption(f"Starts at {rule['strength']:g}: {rule['why']}.")
         if st.button("Generate with and without it", type="primary", disabled=seed is None):
             plain, steered = steer_side_by_side(run, sae, feature, strength, prompt,
-                                                Sampling(max_new_tokens=60, seed=int(seed)))
+                                                Sampling(max_new_tokens=60, seed=int(seed)), mode=rule["mode"])
             st.session_state["steered"] = (feature, strength, prompt, plain, steered)
         if "steered" in st.session_state:
             f, s, p, plain, steered = st.session_state["steered"]
             left, right = st.columns(2)
             left.markdown("**Without steering**")
             left.text(p + plain)
-            right.markdown(f"**Feature {f} clamped at {s:g}**")
+            right.markdown(f"**Feature {f} lifted to at least {s:g}**")
             right.text(p + steered)

@@ -60,6 +60,105 @@ def check_feature(sae, feature) -> int:
     return feature
 
 
+def resolve_feature(sae, feature, purpose: str = "steer") -> int:
+    """A feature index from an int, a digit string, or a concept name ("golden_gate_bridge").
+
+    For a concept name, purpose "steer" prefers the feature `find_steering` picked (stored
+    in the SAE file), "label" the one `label_features` picked as the concept's detector.
+    """
+    if isinstance(feature, str) and feature.strip().isdigit():
+        feature = int(feature)
+    if isinstance(feature, str):
+        concepts = sae.metrics.get("concepts", {})
+        picked = sae.metrics.get("steering", {}) if purpose == "steer" else {}
+        if feature not in concepts and feature not in picked:
+            known = ", ".join(concepts) or "none (train the SAE on a story-world run to label them)"
+            raise UserError(f"no feature is labelled {feature!r}; labelled concepts: {known}")
+        feature = (picked.get(feature) or concepts[feature])["feature"]
+    return check_feature(sae, feature)
+
+
+# ---------------------------------------------------------------------------
+# How hard to steer: one rule for the CLI, the notebooks and the dashboard
+# ---------------------------------------------------------------------------
+
+STRENGTH_FACTOR = 0.5  # no stored pick: half the feature's peak (bench_interpret measures it per concept)
+PEAK_CHARS = 30_000  # the peak is read on the first characters of the held-out stories
+DEFAULT_MODE = "raise"  # see llmcore.interpret.steer: lift the feature to at least the strength
+
+
+def stored_steering(sae, feature) -> tuple[str, dict] | None:
+    """(concept, what `find_steering` stored) when `feature` (index or concept name) is a concept's steering pick.
+
+    The bridge's pick is found by its number too: feature 2 -> ("golden_gate_bridge", {...}).
+    """
+    steering = sae.metrics.get("steering", {})
+    if isinstance(feature, str) and not feature.strip().isdigit():
+        return (feature, steering[feature]) if feature in steering else None
+    f = resolve_feature(sae, feature)
+    return next(((c, s) for c, s in steering.items() if s.get("feature") == f), None)
+
+
+def feature_peak(run, sae, feature: int, enc: Encoded | None = None) -> float:
+    """The most `feature` fires on held-out text (`enc`, else the first PEAK_CHARS of the validation split)."""
+    from llmcore.corpus import load_corpus
+
+    f = check_feature(sae, feature)
+    enc = enc or encode_text(run, sae, load_corpus("storyworld", "val", n_chars=PEAK_CHARS).text)
+    return float(enc.acts[:, f].max())
+
+
+def default_strength(run, sae, feature, enc: Encoded | None = None) -> dict:
+    """How hard to steer `feature` when nobody says: {"strength", "mode", "why"}.
+
+    The rule: the strength and mode `find_steering` stored for the concept whose steering
+    feature this is (found by number or by concept name); for any other feature,
+    STRENGTH_FACTOR x the most it fires in held-out stories (`feature_peak`), in DEFAULT_MODE.
+    """
+    stored = stored_steering(sae, feature)
+    if stored is not None:
+        concept, s = stored
+        return {"strength": s["strength"], "mode": s.get("mode", "clamp"),
+                "why": f"the strength stored for {concept} when the SAE was trained"}
+    peak = feature_peak(run, sae, resolve_feature(sae, feature), enc)
+    if peak <= 0:
+        raise UserError(f"feature {resolve_feature(sae, feature)} never fires in held-out stories, so it has "
+                        "no natural size to steer at; give a strength")
+    return {"strength": round(STRENGTH_FACTOR * peak, 3), "mode": DEFAULT_MODE,
+            "why": f"{STRENGTH_FACTOR:g} x the most it fires in held-out stories ({peak:.3f})"}
+
+
+def feature_on_text(run, sae, text: str, feature: int, enc: Encoded | None = None) -> tuple[list, list[float]]:
+    """Token pieces of `text` [(text, id)] and one feature's activation on each, scaled to [0, 1] (for token_html)."""
+    f = check_feature(sae, feature)
+    enc = enc or encode_text(run, sae, text)
+    acts = enc.acts[:, f]  # [n_tokens]
+    top = float(acts.max()) or 1.0
+    pieces = [(run.tokenizer.token_str(i), i) for i in enc.tokens.ids]
+    return pieces, [max(0.0, float(a) / top) for a in acts]
+
+
+def word_feature(run, sae, text: str, word: str, exclude: int) -> tuple[int, list, list[float]] | None:
+    """The feature (other than `exclude`) most active on `word`'s tokens in `text`, and its activations.
+
+    Feature absorption made visible: on "Golden Gate Bridge" the SAE switches on features
+    for the words themselves, which carry part of the bridge's direction, so the bridge
+    feature fires there only weakly. Returns (feature, pieces, activations in [0, 1]), or
+    None when `word` is not in `text` or nothing else fires on it.
+    """
+    at = text.find(word)
+    if at < 0:
+        return None
+    enc = encode_text(run, sae, text)
+    rows = [i for i, (a, b) in enumerate(zip(enc.tokens.starts, enc.tokens.ends)) if a < at + len(word) and b > at]
+    on_word = enc.acts[rows].sum(0)  # [d_sae]: each feature's total on the word's tokens
+    on_word[check_feature(sae, exclude)] = 0.0
+    feature = int(on_word.argmax())
+    if float(on_word[feature]) <= 0:
+        return None
+    return (feature, *feature_on_text(run, sae, text, feature, enc))
+
+
 # ---------------------------------------------------------------------------
 # Token-level scoring against labelled spans
 # ---------------------------------------------------------------------------
@@ -250,16 +349,17 @@ def logit_effects(model, tokenizer, sae, feature: int, k: int = 10) -> dict:
 def describe_feature(run, sae, feature: int, enc: Encoded, *, n_contexts: int = 8) -> dict:
     """Everything about one feature as JSON-able data, with its concept label if it has one."""
     check_feature(sae, feature)
-    concepts = (getattr(sae, "metrics", None) or {}).get("concepts", {})
+    concepts = sae.metrics.get("concepts", {})
     label = next((c for c, m in concepts.items() if m["feature"] == feature and m["f1"] >= 0.5), None)
+    steer = default_strength(run, sae, feature, enc) if float(enc.acts[:, feature].max()) > 0 else None
     return {"feature": feature, "label": label, "concept_match": concepts.get(label),
             "contexts": top_contexts(enc, run.tokenizer, feature, n_contexts),
             "histogram": activation_histogram(enc, feature),
-            "logits": logit_effects(run.model, run.tokenizer, sae, feature)}
+            "logits": logit_effects(run.model, run.tokenizer, sae, feature), "steer": steer}
 
 
 def report(run, sae, *, concept: str | None = None, feature: int | None = None, top: int = 8,
-           n_chars: int = 40_000) -> dict:
+           n_chars: int = PEAK_CHARS) -> dict:
     """What `llmcore features` prints: the concept table, and one feature up close if asked.
 
     The table comes from the SAE file (found when it was trained). `concept` picks that
@@ -267,13 +367,13 @@ def report(run, sae, *, concept: str | None = None, feature: int | None = None, 
     `n_chars` characters of the story world's validation text.
     """
     from llmcore.corpus import load_corpus
-    from llmcore.interpret.steer import resolve_feature
 
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 100:
         raise UserError(f"top must be a whole number from 1 to 100, got {top!r}")
     out = {"hook": sae.cfg.hook_name, "d_sae": sae.cfg.d_sae,
-           "metrics": {k: v for k, v in (getattr(sae, "metrics", None) or {}).items() if k != "concepts"},
-           "concepts": (getattr(sae, "metrics", None) or {}).get("concepts", {})}
+           "metrics": {k: v for k, v in sae.metrics.items() if k not in ("concepts", "steering")},
+           "concepts": sae.metrics.get("concepts", {}),
+           "steering": {c: {k: v for k, v in s.items() if k != "tried"} for c, s in sae.metrics.get("steering", {}).items()}}
     if concept is not None or feature is not None:
         f = resolve_feature(sae, concept if feature is None else feature, purpose="label")
         enc = encode_text(run, sae, load_corpus("storyworld", "val", n_chars=n_chars).text)
@@ -290,11 +390,17 @@ def format_report(r: dict) -> str:
     lines.append(f"  {'concept':<20} {'feature':>7} {'precision':>9} {'recall':>7} {'F1':>6}")
     for c, x in r["concepts"].items():
         lines.append(f"  {c:<20} {x['feature']:>7} {x['precision']:>9.3f} {x['recall']:>7.3f} {x['f1']:>6.3f}")
+    for c, s in r.get("steering", {}).items():
+        lines.append(f"  steering {c}: feature {s['feature']}, {s.get('mode', 'clamp')} at {s['strength']:g} "
+                     f"(mentions {s['mention_rate']:.0%}, fluency {s['fluency_loss']:.2f} vs {s['plain_fluency_loss']:.2f} plain)")
     f = r.get("feature")
     if f:
         lines.append(f"feature {f['feature']}" + (f" ({f['label']})" if f["label"] else ""))
         lines.append("  pushes up:   " + " ".join(repr(t) for t, _ in f["logits"]["up"]))
         lines.append("  pushes down: " + " ".join(repr(t) for t, _ in f["logits"]["down"]))
+        if f.get("steer"):
+            st = f["steer"]
+            lines.append(f"  steer it:    --strength {st['strength']:g} --mode {st['mode']} ({st['why']})")
         for c in f["contexts"]:
             text = "".join(p for p, _ in c["pieces"]).replace("\n", " ")
             lines.append(f"  {c['max']:6.2f}  {text}")

@@ -30,7 +30,7 @@ from llmcore.errors import UserError
 from llmcore.interpret.sae_model import SAE, SAEConfig, SAEEvent, evaluate_sae, train_sae
 
 __all__ = ["SAE", "SAEConfig", "SAEEvent", "evaluate_sae", "train_sae", "train_sae_for_run", "load_sae",
-           "load_sae_file", "save_sae"]
+           "load_sae_file", "save_sae", "search_steering_for_run"]
 log = logging.getLogger(__name__)
 
 FORMAT, FORMAT_VERSION = "llmcore-sae", 1
@@ -40,7 +40,7 @@ RESID_HOOKS = ("hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn
 
 
 def save_sae(sae: SAE, path, *, metrics: dict | None = None, model_sha256: str = "") -> None:
-    """Write the SAE (fp32) with its config, metrics and model fingerprint, atomically."""
+    """Write the SAE (fp32) with its config, metrics (default `sae.metrics`) and model fingerprint, atomically."""
     from pathlib import Path
 
     from llmcore.files import atomic_write
@@ -51,7 +51,7 @@ def save_sae(sae: SAE, path, *, metrics: dict | None = None, model_sha256: str =
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
         "config": json.dumps(sae.cfg.to_dict()),
-        "metrics": json.dumps(metrics or {}),
+        "metrics": json.dumps(sae.metrics if metrics is None else metrics),
         "model_sha256": model_sha256,
     }
     atomic_write(Path(path), lambda tmp: save_sorted(tensors, tmp, meta))
@@ -74,6 +74,8 @@ def load_sae_file(path) -> tuple[SAE, dict]:
         metrics = json.loads(meta.get("metrics") or "{}")
     except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
         raise UserError(f"{path}: the SAE config in the header is not valid JSON") from None
+    if not isinstance(metrics, dict):
+        raise UserError(f"{path}: the SAE metrics in the header are not a JSON object")
     # The four tensors, by name and shape, checked against the config before anything is
     # allocated: a 3 KB file claiming 10 million features is refused here, not after 10 GB.
     want = {"W_enc": [cfg.d_model, cfg.d_sae], "b_enc": [cfg.d_sae], "W_dec": [cfg.d_sae, cfg.d_model],
@@ -96,6 +98,7 @@ def load_sae_file(path) -> tuple[SAE, dict]:
         if not torch.isfinite(t).all():
             raise UserError(f"{path}: tensor {name!r} contains NaN or infinite values; the SAE is broken")
         getattr(sae, name).data.copy_(t.float())
+    sae.metrics = metrics
     if not torch.allclose(sae.W_dec.norm(dim=1), torch.ones(cfg.d_sae), atol=1e-3):
         raise UserError(f"{path}: decoder directions are not unit length; the file is not a trained llmcore SAE")
     return sae.eval().requires_grad_(False), {**meta, "config": cfg.to_dict(), "metrics": metrics}
@@ -196,16 +199,37 @@ def _train_sae(run, path, cfg, layer, callbacks, label, overrides, t0):
         sae.metrics = {"concepts": concepts}
         emit(SAEEvent("steer", cfg.steps, cfg.steps, elapsed=time.perf_counter() - t0))
         steering = {c: find_steering(run, sae, c) for c in STEER_CONCEPTS}
-    metrics |= {"train_seconds": round(time.perf_counter() - t0, 1), "concepts": concepts, "steering": steering}
-    save_sae(sae, path, metrics=metrics, model_sha256=run.params_sha256.hex())
-    emit(SAEEvent("done", cfg.steps, cfg.steps, elapsed=time.perf_counter() - t0, info=metrics))
+    sae.metrics = metrics | {"train_seconds": round(time.perf_counter() - t0, 1), "concepts": concepts,
+                             "steering": steering}
+    save_sae(sae, path, model_sha256=run.params_sha256.hex())
+    emit(SAEEvent("done", cfg.steps, cfg.steps, elapsed=time.perf_counter() - t0, info=sae.metrics))
     return path
+
+
+def search_steering_for_run(run_or_path, **search) -> dict:
+    """Search steering again for a run's saved SAE (`find_steering`) and store the picks in its file.
+
+    The weights, config, concept labels and model fingerprint stay as they are: only
+    metrics["steering"] is replaced. For when the steering search improves and retraining
+    the SAE (minutes) is not needed. `search` goes to `find_steering`. Returns the new {concept: pick}.
+    """
+    from llmcore.files import lock_folder
+    from llmcore.interpret.steer import find_steering
+    from llmcore.run import SAE_FILE
+
+    run = as_run(run_or_path)
+    sae = load_sae(run)
+    with lock_folder(run.path, "writing an SAE"):
+        steering = {c: find_steering(run, sae, c, **search) for c in STEER_CONCEPTS}
+        sae.metrics = sae.metrics | {"steering": steering}
+        save_sae(sae, run.path / SAE_FILE, model_sha256=run.params_sha256.hex())
+    return steering
 
 
 def load_sae(run_or_path) -> SAE:
     """The SAE saved in a run directory (`sae.safetensors`), checked against that run's model.
 
-    Its metrics (and the concept each planted concept's best feature) are in `sae.metrics`.
+    Its metrics (quality, each planted concept's best feature, the steering picks) are in `sae.metrics`.
     """
     from llmcore.files import sha256
     from llmcore.params import read_header
@@ -222,5 +246,4 @@ def load_sae(run_or_path) -> SAE:
         raise UserError(f"{path}: the SAE ({sae.cfg.hook_name}, d_model={sae.cfg.d_model}) does not fit this run's model")
     if meta.get("model_sha256") and meta["model_sha256"] != sha256(folder / MODEL_FILE).hex():
         raise UserError(f"{path}: the SAE was trained on a different {MODEL_FILE}; retrain it with `llmcore sae train {folder}`")
-    sae.metrics = meta["metrics"]
     return sae

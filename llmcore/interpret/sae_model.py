@@ -101,6 +101,9 @@ class SAE(nn.Module):
         self.W_enc = nn.Parameter(W_dec.T.contiguous())  # [d_model, d_sae], starts as the transpose
         self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae))  # [d_sae]
         self.b_dec = nn.Parameter(torch.zeros(cfg.d_model))  # [d_model]
+        # What was measured about it (saved in the file's header): l0, variance_explained, ...,
+        # "concepts" {concept: best detector feature} and "steering" {concept: feature, strength, mode}.
+        self.metrics: dict = {}
 
     def pre_acts(self, x):  # [..., d_model] -> [..., d_sae]
         return (x - self.b_dec) @ self.W_enc + self.b_enc
