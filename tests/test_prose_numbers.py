@@ -172,7 +172,8 @@ def test_chapters_00_to_03_and_05():
             f"what Llama 2 read in {said['days']:.0f} days",
             f"about {round(scale.LLAMA2_DATA_BYTES / train['bytes'] / 1e6)} million times",
         ],
-        "02_pretraining.ipynb": [f"over {trillion} on 6,000 GPUs for {said['days']:.0f} days"],
+        "02_pretraining.ipynb": [f"over {trillion} on 6,000 GPUs for {said['days']:.0f} days (Karpathy, 2023; the paper "
+                                 f"reports {big.reported_gpu_hours:,.0f} A100 GPU-hours)"],
         "03_parameters.ipynb": [
             f"about {said['file_size'] / 1e9:.0f} GB: {big.n_params / 1e9:.0f} billion parameters, "
             f"{scale.DTYPE_BYTES['bf16']} bytes each", f"like the \"{slide[:6]}...\"", f"as {slide}",
@@ -393,7 +394,8 @@ def test_the_readme_and_the_dashboards_texts():
     host = inspect.signature(serve.serve).parameters["host"].default
     readme = [
         f"({said['data'] / 1e12:.0f} TB of text, 6,000 GPUs for {said['days']:.0f} days, ~${said['cost'] / 1e6:.0f}M, "
-        f"a {said['file_size'] / 1e9:.0f} GB file)", f"Python {oldest}+", f"It listens on {host}",
+        f"a {said['file_size'] / 1e9:.0f} GB file, in Karpathy's", f"reports {big.reported_gpu_hours:,.0f} A100 GPU-hours)",
+        f"Python {oldest}+", f"It listens on {host}",
         f"with {min(clients)} to {max(clients)} clients at once",
         *[f"{code} {words}" for code, words in ((errors.EXIT_OK, "done"), (errors.EXIT_BUG, "a bug in llmcore"),
                                                 (errors.EXIT_BAD_INPUT, "bad input"),

@@ -10,7 +10,7 @@ from llmcore.viz.data import corpus_sizes_figure
 
 st.title("Pre-training data")
 st.markdown("A language model learns from text only. Ours reads a generated world of short stories; "
-            "Llama 2 read about 10 TB of the internet. First the text is cut into **tokens**.")
+            "Llama 2 read about 10 TB of the internet (Karpathy's estimate). First the text is cut into **tokens**.")
 tok = state.current_tokenizer()
 
 st.header("Your text, as tokens")
