@@ -443,3 +443,14 @@ def test_the_model_page_has_no_untied_number():
                f"to within {ATOL:.4f}", "rows add up to 1", "n − 1 in the variance"]
     page = re.sub(r"\b\d\. \*\*", " ", (ROOT / "docs/stages/model.md").read_text())  # the three acts' numbers
     check("docs/stages/model.md", page, phrases)
+
+
+def test_the_speed_ladder_says_what_chapter_07_says_of_it():
+    """07: small models fall far short of the bandwidth bound, and the bigger the model, the larger its share."""
+    ladder = json.loads((ROOT / "benchmarks/results/ladder.json").read_text())
+    bw = ladder["bandwidth_bytes_per_s"]
+    rungs = sorted(ladder["ladder"], key=lambda r: r["n_params"])
+    share = [r["decode_tokens_per_s"] / (bw / (r["n_params"] * r["bytes_per_param"])) for r in rungs]
+    assert all(s < 0.5 for s in share), "'all fall far short of the bound'"
+    assert share == sorted(share), "'the bigger the model, the larger the share of the bound it reaches'"
+    assert "the larger the share of the bound it reaches" in " ".join(notebook_prose("07_scale.ipynb").split())
