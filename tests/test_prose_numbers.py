@@ -159,7 +159,7 @@ def test_chapters_00_to_03_and_05():
         "00_big_picture.ipynb": [
             f"each a number from 0 to {cfg.d_vocab - 1:,}", f"among all {cfg.d_vocab:,} tokens has loss "
             f"ln({cfg.d_vocab}) = {math.log(cfg.d_vocab):.2f}", f"every parameter is a 16-bit number, "
-            f"{info['bytes_per_param']:g} bytes", f"such as {slide[:6]}", f"{big.n_params / 1e9:.0f} billion parameters at "
+            f"{info['bytes_per_param']:g} bytes", f"like the {slide[:6]}... on Karpathy's slide", f"{big.n_params / 1e9:.0f} billion parameters at "
             f"{scale.DTYPE_BYTES['bf16']} bytes each", karpathy, f"reports {trillion} and {big.reported_gpu_hours:,.0f} A100 "
             f"GPU-hours for it: {scale.wall_clock_days(big.reported_gpu_hours, 6000):.0f} days if spread over 6,000 GPUs",
         ],
