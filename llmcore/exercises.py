@@ -544,9 +544,8 @@ EXERCISES: dict[str, Exercise] = {
                     "where the others are at nano's last point.",
             "micro": "micro does several times fewer steps than nano for the same compute; read the right-hand "
                      "panel at nano's last point.",
-            "storyworld": "storyworld learns the most per step, but each step costs it about "
-                          "as many times more arithmetic as it has more parameters: for nano's compute it takes "
-                          "only a few dozen steps."}),
+            "storyworld": "storyworld learns the most per step, but a step costs arithmetic in proportion to "
+                          "the parameters: with nano's compute it takes only a few dozen steps."}),
     ),
     "07.3": Exercise(
         "Llama 2 70B took 1,720,320 GPU-hours. On 12,000 GPUs instead of 6,000, how many days "
