@@ -55,34 +55,23 @@ def cmd_corpus(a):
 
 
 def cmd_train(a):
-    from tqdm import tqdm
-
+    from llmcore.progress import ProgressBar
+    from llmcore.recipe import configure
     from llmcore.train import TrainConfig, train
 
-    cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in fields(TrainConfig) if getattr(a, f.name, None) is not None})
+    given = {f.name: getattr(a, f.name) for f in fields(TrainConfig) if getattr(a, f.name, None) is not None}
+    cfg, choice = configure(given, resume_from=a.out if a.resume else None)  # flags win; pick() fills the rest
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun, only rank 0 reports
-    bar = None  # drawn once training starts, so a refusal before it stays one line
+    bar = ProgressBar(disable=a.quiet or not main_process, samples=not a.quiet)
 
-    def progress(ev):
-        nonlocal bar
-        if ev.kind == "start":
-            bar = tqdm(total=cfg.steps, unit="step", disable=a.quiet or not main_process)
-            bar.n = ev.step
-            bar.set_description(f"{ev.info['n_params']:,} parameters on {ev.info['device']}")
-        elif ev.kind == "step":
-            bar.update(ev.step - bar.n)
-            post = {"loss": f"{ev.loss:.3f}", "tok/s": f"{ev.tokens_per_s:,.0f}"}
-            if ev.val_bpb is not None:
-                post["val bits/byte"] = f"{ev.val_bpb:.3f}"
-            bar.set_postfix(post)
-        elif ev.kind == "sample" and not a.quiet:
-            tqdm.write(f"step {ev.step}: {next(iter(ev.samples.values()))!r}")
+    def announce(ev):  # what was picked and why, once training starts (a refusal before it stays one line)
+        if ev.kind == "start" and choice is not None:
+            print(choice.reason, file=sys.stderr, flush=True)
 
     try:
-        out = train(cfg, a.out, callbacks=(progress,), resume=a.resume, force=a.force)
+        out = train(cfg, a.out, callbacks=(announce, bar), resume=a.resume, force=a.force)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if main_process:
         from llmcore.run import load_run
 
@@ -317,6 +306,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 TRAIN_EXAMPLES = """\
+The model's shape, context, batch, lr and steps not given are picked for the size of
+the text and the budget (llmcore.recipe.pick), and the choice is printed with its reason.
+
 examples:
   the story world with the shipped recipe (4,000 steps):
     llmcore train --out runs/mine
@@ -324,7 +316,9 @@ examples:
     llmcore train --corpus my.txt --tokenizer char --out runs/my-text
   in the time you have: warm-up and decay fit 2 minutes, ending on --min-lr:
     llmcore train --corpus my.txt --tokenizer char --max-seconds 120 --out runs/two-minutes
-  resume a run that was stopped or killed, from its last checkpoint:
+  your choice wins over the picked one (here the model's shape):
+    llmcore train --corpus my.txt --tokenizer char --max-seconds 120 --preset micro --out runs/mine
+  resume a run that was stopped or killed, from its last checkpoint (its settings come with it):
     llmcore train --out runs/mine --resume
   data-parallel over 2 processes (each takes half of every batch):
     torchrun --standalone --nproc_per_node 2 -m llmcore.cli train --out runs/ddp
@@ -332,7 +326,10 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from llmcore.train import TrainConfig
+    from llmcore.model import PRESETS
+    from llmcore.params import DTYPES
+    from llmcore.recipe import PICKED
+    from llmcore.train import DEVICES, TrainConfig
 
     epilog = "exit codes:\n" + "\n".join(f"  {code:<4} {what}" for code, what in EXIT_CODES.items())
     p = _Parser(prog="llmcore", description="Learn how an LLM works by running one.", epilog=epilog,
@@ -358,16 +355,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.epilog = TRAIN_EXAMPLES
     t.add_argument("--out", required=True, help="the run directory to write (required)")
     t.add_argument("--resume", action="store_true", help="continue the unfinished run in --out from its last "
-                   "checkpoint, with the same settings (a time budget keeps its schedule)")
+                   "checkpoint; its settings come from the checkpoint (flags given must match them; a time "
+                   "budget keeps its schedule)")
     t.add_argument("--force", action="store_true", help="start over in an --out that holds a run: its model, SAE "
                    "and checkpoint are deleted once the new run is ready to start, then replaced")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     defaults = TrainConfig()
+    choices = {"preset": list(PRESETS), "save_dtype": list(DTYPES), "device": list(DEVICES)}  # the library's lists
     for f in fields(TrainConfig):  # one flag per config field; its help is the field's own sentence
         kind = type(getattr(defaults, f.name))
         kind = {type(None): float if f.name == "max_seconds" else int}.get(kind, kind)
+        default = "picked for the text and budget" if f.name in PICKED else getattr(defaults, f.name)
         t.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
-                       help=f"{f.metadata['help']} (default: {getattr(defaults, f.name)})")
+                       choices=choices.get(f.name), metavar=f.name.upper(),
+                       help=f"{f.metadata['help']} (default: {default})")
 
     g = command("generate", cmd_generate, "continue a prompt with a trained model")
     g.add_argument("run", help="a run directory or a shipped run name (e.g. storyworld)")

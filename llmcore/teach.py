@@ -32,9 +32,9 @@ inputs and compared with its own hooks (`llmcore.code_exercises`):
 reads the switch to skip the still images nbval never compares.
 
 Two pieces of notebook-only glue live here too, because a notebook defines no code:
-`ProgressBar`, a training callback that draws a tqdm.auto bar (the CLI draws its own,
-the dashboard an st.progress), and `sampling_explorer`, the ipywidgets sliders for
-temperature, top-k and top-p (the dashboard has Streamlit sliders).
+`ProgressBar`, the training callback that draws a tqdm.auto bar (llmcore.progress's,
+shared with the CLI; the dashboard draws an st.progress), and `sampling_explorer`, the
+ipywidgets sliders for temperature, top-k and top-p (the dashboard has Streamlit sliders).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from llmcore import SMOKE_ENV, smoke  # noqa: F401 (the notebooks' and tests' na
 from llmcore.code_exercises import CODE_EXERCISES, CodeExercise, judge, judge_function
 from llmcore.errors import UserError
 from llmcore.exercises import EXERCISES, Exercise, mystery_feature  # noqa: F401 (the notebooks' names)
+from llmcore.progress import ProgressBar  # noqa: F401 (teach.ProgressBar in the notebooks)
 
 # ---------------------------------------------------------------------------
 # What check() returns
@@ -211,59 +212,8 @@ def check(exercise: str, answer) -> Feedback:
 
 
 # ---------------------------------------------------------------------------
-# Notebook glue: a progress bar for training, sliders for sampling
+# Notebook glue: sliders for sampling (the progress bar is llmcore.progress's)
 # ---------------------------------------------------------------------------
-
-
-class ProgressBar:
-    """A callback for `llmcore.train.train` that draws a tqdm.auto bar in a notebook.
-
-    The bar shows the step, loss, tokens/s and (when measured) validation bits per byte;
-    with `samples=True`, each timeline sample ("Once upon a time" -> ...) is written
-    under it as training goes, so the noise turning into sentences is seen live.
-    """
-
-    def __init__(self, *, samples: bool = True, prompt: str | None = None):
-        self.samples, self.prompt, self.bar, self._shown = samples, prompt, None, None
-
-    def __call__(self, ev) -> None:
-        from tqdm.auto import tqdm
-
-        if ev.kind == "start":
-            desc = f"training {ev.info.get('n_params', 0):,} parameters"
-            if _is_notebook_bar(tqdm):
-                # Shown under a display id, so that "done" can replace the saved text ("0%|...")
-                # with the finished bar: GitHub and nbconvert show that text, not the widget.
-                from IPython.display import display
-
-                self.bar = tqdm(total=ev.steps, initial=ev.step, unit="step", desc=desc, display=False)
-                self._shown = display(self.bar.container, display_id=True)
-            else:
-                self.bar = tqdm(total=ev.steps, initial=ev.step, unit="step", desc=desc)
-        elif self.bar is None:
-            return
-        elif ev.kind == "step":
-            self.bar.update(ev.step - self.bar.n)
-            post = {"loss": f"{ev.loss:.3f}"}
-            if ev.val_bpb is not None:
-                post["val bits/byte"] = f"{ev.val_bpb:.3f}"
-            self.bar.set_postfix(post, refresh=False)
-        elif ev.kind == "sample" and self.samples and ev.samples:
-            prompt = self.prompt if self.prompt in ev.samples else next(iter(ev.samples))
-            self.bar.write(f"step {ev.step:>5}: {prompt!r} -> {ev.samples[prompt][:70]!r}")
-        elif ev.kind == "done":
-            self.bar.close()
-            if self._shown is not None:
-                self._shown.update(self.bar.container)
-
-
-def _is_notebook_bar(tqdm_class) -> bool:
-    """True when tqdm.auto chose its Jupyter widget bar (it draws a plain text bar elsewhere)."""
-    try:
-        from tqdm.notebook import tqdm_notebook
-    except ImportError:
-        return False
-    return issubclass(tqdm_class, tqdm_notebook)
 
 
 def sampling_explorer(model, tokenizer, prompt: str, *, k: int = 12):

@@ -41,8 +41,8 @@ from llmcore.files import (
     lock_folder,
     remove_stale_temps,
 )
-from llmcore.model import GPT, config_from_preset, loss_fn
-from llmcore.params import save_params
+from llmcore.model import GPT, PRESETS, config_from_preset, loss_fn
+from llmcore.params import DTYPES, save_params
 from llmcore.run import (
     CHECKPOINT_FILE,
     METRICS_FILE,
@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 TIMELINE_PROMPTS = ("Once upon a time", "Mia went to the", "\n")  # the story world's; other texts give their own
 EARLY_SAMPLES = (10, 25, 50, 100)  # extra timeline points where the model changes fastest
 TIMELINE_TOKENS = 60  # how many frequent tokens the timeline's embedding map follows
+TOKENIZERS = ("bpe", "char")  # the kinds llmcore.tokenizer.train_tokenizer learns from the text
+DEVICES = ("auto", "cpu", "cuda", "mps")
+WARMUP = 50  # warm-up steps of a run of 500 steps or more (a shorter run warms up for a tenth of it)
 
 
 def _opt(default, help: str):
@@ -78,11 +81,10 @@ class TrainConfig:
     n_chars: int | None = _opt(None, "characters of training text to keep, from the start (None: all of it); "
                                "less text trains the tokenizer faster and repeats sooner")
     tokenizer: str = _opt("bpe", "bpe (learned subwords), char (one token per character: best for a small text), "
-                          "or the path of an existing tokenizer.json")
+                          "or the path of an existing tokenizer.json")  # TOKENIZERS, or a path
     vocab_size: int = _opt(1024, "tokens in a learned BPE vocabulary (ignored by char); larger means shorter "
                            "sequences but a bigger embedding to learn")
-    preset: str = _opt("storyworld", "the model's shape (layers, width, heads, context): nano, micro, storyworld, "
-                       "small-10m, medium-100m, gpt2-124m")
+    preset: str = _opt("storyworld", "the model's shape (layers, width, heads, context): " + ", ".join(PRESETS))
     n_ctx: int | None = _opt(None, "context length in tokens, overriding the preset's: how far back the model "
                              "can look (None: the preset's)")
     steps: int = _opt(4000, "optimizer steps: the length of the learning-rate schedule, or its cap when "
@@ -95,8 +97,9 @@ class TrainConfig:
                      "benchmarks/bench_recipe.py); too high diverges, too low learns slowly")
     min_lr: float = _opt(3e-4, "the learning rate's floor: the cosine decays to it at the last step or as the "
                          "time budget runs out")
-    warmup: int = _opt(50, "steps of linear warm-up from near 0 to --lr (with a time budget: the same share "
-                       "of the budget, warmup/steps, if that comes first)")
+    warmup: int | None = _opt(None, "steps of linear warm-up from near 0 to --lr (with a time budget: the same "
+                              "share of the budget, warmup/steps, if that comes first); None: 50, or a tenth of "
+                              "--steps when that is less")
     weight_decay: float = _opt(0.1, "AdamW's decay on weight matrices (not on biases, norms or positions); "
                                "pulls unused weights towards 0")
     grad_clip: float = _opt(1.0, "largest global gradient norm a step may use (0: no clipping); guards "
@@ -111,18 +114,17 @@ class TrainConfig:
                                  "until the end)")
     seed: int = _opt(0, "one seed for the weights, the data order and the samples: same seed and settings, "
                      "same weights (runs by steps)")
-    device: str = _opt("auto", "where to train: auto (a GPU if there is one), cpu, cuda or mps")
-    save_dtype: str = _opt("fp16", "number format of the final model.safetensors: fp16 or bf16 (2 bytes a "
-                           "parameter), fp32 (4), int8 (1, quantised)")
+    device: str = _opt("auto", "where to train: auto (a GPU if there is one), " + ", ".join(DEVICES[1:]))
+    save_dtype: str = _opt("fp16", "number format of the final model.safetensors, with its bytes per parameter: "
+                           + ", ".join(f"{k} {v.itemsize}" for k, v in DTYPES.items()) + " (int8 is quantised)")
     max_seconds: float | None = _opt(None, "a time budget in seconds for the whole run: the learning rate warms "
                                      "up and decays over it, reaching --min-lr as time runs out (None: train "
                                      "--steps steps)")
 
     def __post_init__(self):
         """Refuse impossible settings here, before any data is read or memory taken (CLI, notebooks, dashboard)."""
-        from llmcore.corpus import MAX_CHARS
-        from llmcore.model import LIMITS, PRESETS
-        from llmcore.params import DTYPES
+        from llmcore.corpus import CORPORA, MAX_CHARS
+        from llmcore.model import LIMITS
 
         def whole(name, lo, hi, none_ok=False):
             v = getattr(self, name)
@@ -142,6 +144,8 @@ class TrainConfig:
 
         for name in ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches", "sample_every"):
             whole(name, 1, 10_000_000 if name == "steps" else 100_000)
+        if self.warmup is None:  # the default: a short run warms up for a tenth of it
+            self.warmup = min(WARMUP, self.steps // 10)
         whole("warmup", 0, 10_000_000)
         whole("checkpoint_every", 0, 10_000_000)
         whole("seed", 0, 2**63 - 1)
@@ -158,6 +162,14 @@ class TrainConfig:
         for name in ("corpus", "tokenizer"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise UserError(f"{_flag(name)} must name a corpus or file, got {getattr(self, name)!r}")
+        if self.warmup > self.steps:
+            raise UserError(f"--warmup ({self.warmup:,} steps) is longer than --steps ({self.steps:,}): the learning "
+                            "rate would never reach --lr; use a shorter --warmup or more --steps")
+        if self.corpus not in CORPORA and not Path(self.corpus).expanduser().exists():
+            raise UserError(f"--corpus {self.corpus!r:.60} is neither a built-in corpus ({', '.join(CORPORA)}) "
+                            "nor an existing file or folder")
+        if self.tokenizer not in TOKENIZERS and not Path(self.tokenizer).expanduser().is_file():
+            raise UserError(f"--tokenizer {self.tokenizer!r:.60} is neither bpe, char nor an existing tokenizer.json file")
         if self.preset not in PRESETS:
             raise UserError(f"unknown --preset {self.preset!r:.40}; choose one of: {', '.join(PRESETS)}")
         if self.save_dtype not in DTYPES:
@@ -184,6 +196,7 @@ class TrainEvent:
     lr: float | None = None
     tokens_per_s: float | None = None
     elapsed: float = 0.0  # seconds since this process started training
+    seconds: float | None = None  # seconds of the time budget used, a resume's earlier parts included (None: by steps)
     val_loss: float | None = None  # nats per token on held-out text
     val_bpb: float | None = None  # bits per byte on held-out text
     samples: dict = field(default_factory=dict)  # prompt -> text, for "sample" events
@@ -203,8 +216,8 @@ def pick_device(name: str) -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    if name not in ("cpu", "cuda", "mps"):
-        raise UserError(f"unknown --device {name!r:.40}; use auto, cpu, cuda or mps")
+    if name not in DEVICES:
+        raise UserError(f"unknown --device {name!r:.40}; use {', '.join(DEVICES[:-1])} or {DEVICES[-1]}")
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda, but this torch sees no CUDA GPU (a CPU-only build, or no GPU); "
                         "use --device cpu or auto")
@@ -232,7 +245,7 @@ def prepare_data(cfg: TrainConfig) -> Data:
 
     train_text = load_corpus(cfg.corpus, "train", n_chars=cfg.n_chars).text
     val_text = load_corpus(cfg.corpus, "val").text
-    if cfg.tokenizer in ("bpe", "char"):
+    if cfg.tokenizer in TOKENIZERS:
         tok = train_tokenizer(cfg.tokenizer, train_text, vocab_size=cfg.vocab_size)
     else:
         tok = load_tokenizer(cfg.tokenizer)
@@ -257,7 +270,7 @@ def text_prompts(text: str, n: int = 3, n_words: int = 3) -> tuple[str, ...]:
     if not lines:
         return (text[:20] or "\n",)
     picks = [lines[round(i * (len(lines) - 1) / max(1, n - 1))] for i in range(n)]
-    return tuple(dict.fromkeys(" ".join(w[:n_words]) for w in picks))  # in order, no repeats
+    return tuple(dict.fromkeys(" ".join(w[:n_words])[:40] for w in picks))  # in order, no repeats; short
 
 
 def get_batch(data: torch.Tensor, batch: int, n_ctx: int, gen: torch.Generator):
@@ -384,6 +397,24 @@ def _schedule_ok(sched) -> bool:
 
     return (isinstance(sched, dict) and seconds(sched.get("used_seconds"))
             and (sched.get("planned_seconds") is None or seconds(sched["planned_seconds"]) and sched["planned_seconds"] > 0))
+
+
+def checkpoint_config(out_dir) -> dict | None:
+    """The settings (TrainConfig as a dict) the checkpoint in run folder `out_dir` was made with; None if none.
+
+    What `llmcore train --resume` starts from, so a resume needs no flag but --out.
+    A checkpoint that cannot be read gives None here; `train` then says what is wrong.
+    """
+    from llmcore.params import read_header
+
+    path = Path(out_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    try:
+        saved = json.loads(read_header(path)[1]["llmcore_checkpoint"]).get("train_config")
+    except (UserError, KeyError, ValueError, TypeError, AttributeError, RecursionError):
+        return None
+    return saved if isinstance(saved, dict) else None
 
 
 def load_checkpoint(path: Path, model, opt, gen: torch.Generator) -> dict:
@@ -589,7 +620,14 @@ def _train_locked(cfg, out, rank, world, device, callbacks, resume, force, data,
 
     micro = cfg.batch_size // (world * cfg.grad_accum)  # windows per micro-batch on this process
     t0 = time.perf_counter()
-    emit(TrainEvent("start", start_step, cfg.steps, info={"n_params": model.n_params(), "device": str(device), "world_size": world}))
+
+    def spent():  # seconds of the time budget used: since train() was called, or the checkpoint's and this part's
+        if not cfg.max_seconds:
+            return None
+        return used_before + time.perf_counter() - (t0 if resume else t_begin)
+
+    emit(TrainEvent("start", start_step, cfg.steps, seconds=spent(), info={
+        "n_params": model.n_params(), "device": str(device), "world_size": world, "max_seconds": cfg.max_seconds}))
     if start_step == 0:
         record_sample(0)
     if cfg.max_seconds and not resume:
@@ -642,7 +680,7 @@ def _train_locked(cfg, out, rank, world, device, callbacks, resume, force, data,
         if rank == 0:
             _append_jsonl(out / METRICS_FILE, row)
         emit(TrainEvent("step", step, cfg.steps, loss=loss_sum, lr=lr, tokens_per_s=tps, elapsed=row["elapsed"],
-                        val_loss=row.get("val_loss"), val_bpb=row.get("val_bpb")))
+                        val_loss=row.get("val_loss"), val_bpb=row.get("val_bpb"), seconds=spent()))
         clock.last_step = time.perf_counter() - t_step
         if clock.planned is not None:  # the next step would end past the budget: stop on the floor
             out_of_time = not _agree([clock.next_step_fits()], world, device)[0]

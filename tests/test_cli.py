@@ -53,6 +53,9 @@ def test_every_train_flag_says_what_it_does_and_its_default():
     from dataclasses import fields
 
     from llmcore.cli import build_parser
+    from llmcore.model import PRESETS
+    from llmcore.params import DTYPES
+    from llmcore.recipe import PICKED
     from llmcore.train import TrainConfig
 
     train = build_parser()._subparsers._group_actions[0].choices["train"]
@@ -61,7 +64,10 @@ def test_every_train_flag_says_what_it_does_and_its_default():
     for f in fields(TrainConfig):  # the dataclass and --help say the same sentence
         text = flags[f.name].help
         assert text.startswith(f.metadata["help"]) and len(f.metadata["help"].split()) >= 6
-        assert text.endswith(f"(default: {getattr(defaults, f.name)})")
+        default = "picked for the text and budget" if f.name in PICKED else getattr(defaults, f.name)
+        assert text.endswith(f"(default: {default})")
+    assert flags["preset"].choices == list(PRESETS) and flags["save_dtype"].choices == list(DTYPES)  # the library's
+    assert all(p in flags["preset"].help for p in PRESETS) and all(d in flags["save_dtype"].help for d in DTYPES)
     assert all(len(a.help.split()) >= 3 for a in flags.values())  # --out, --resume, --force, --quiet too
     code, out, _ = run_cli("train", "--help")
     examples = out[out.index("examples:"):]
@@ -112,6 +118,11 @@ def test_scale_json_reproduces_the_140_gb_file():
     ["scale", "--preset", "gpt-9"],
     ["scale", "--gpus", "-5"],
     ["train", "--out", "OUT", "--steps", "0"],
+    ["train", "--out", "OUT", "--steps", "10", "--warmup", "20"],
+    ["train", "--out", "OUT", "--tokenizer", "/no/such/tokenizer.json"],
+    ["train", "--out", "OUT", "--corpus", "/no/such/text.txt"],
+    ["train", "--out", "OUT", "--save-dtype", "fp8"],
+    ["train", "--out", "OUT", "--preset", "huge"],
     ["import-hf", "/tmp", "OUT"],
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, run_dir, tmp_path):
@@ -119,6 +130,36 @@ def test_bad_input_is_one_line_and_exit_2(argv, run_dir, tmp_path):
     code, out, err = run_cli(*argv)
     assert code == 2
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_train_prints_what_it_picked_and_flags_win(tmp_path, text_file):
+    common = ["--corpus", str(text_file), "--tokenizer", "char", "--steps", "3", "--eval-batches", "1",
+              "--save-dtype", "fp32", "--quiet"]
+    code, out, err = run_cli("train", "--out", str(tmp_path / "picked"), *common)
+    assert code == 0, err
+    picked = json.loads(out)["train_config"]
+    assert "preset nano" in err and "because" in err and len(err.strip().splitlines()) == 2  # the choice, and why
+    assert picked["preset"] == "nano" and picked["steps"] == 3 and picked["batch_size"] == 12 and picked["n_ctx"] == 64
+    code, out, err = run_cli("train", "--out", str(tmp_path / "mine"), *common, "--preset", "micro", "--batch-size", "4",
+                             "--n-ctx", "32")
+    mine = json.loads(out)["train_config"]
+    assert code == 0 and "preset micro" in err and "batch 4" in err and "you chose the preset" in err
+    assert (mine["preset"], mine["batch_size"], mine["n_ctx"], mine["steps"]) == ("micro", 4, 32, 3)
+
+
+def test_resume_needs_only_out(tmp_path, tiny_train_config):
+    from llmcore.train import train
+
+    def crash(ev):
+        if ev.kind == "step" and ev.step == 6:
+            raise RuntimeError("power cut")
+
+    cfg = tiny_train_config(steps=10, lr=2e-3)  # settings no default or pick would give
+    with pytest.raises(RuntimeError):
+        train(cfg, tmp_path / "run", callbacks=(crash,))
+    code, out, err = run_cli("train", "--out", str(tmp_path / "run"), "--resume", "--quiet")
+    assert code == 0, err
+    assert json.loads(out)["train_config"] == cfg.to_dict() and json.loads(out)["steps"] == 10
 
 
 def test_malformed_command_lines_exit_2():

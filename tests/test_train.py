@@ -52,6 +52,23 @@ def test_bad_settings_are_refused(bad):
         TrainConfig(**bad)
 
 
+@pytest.mark.parametrize("bad, flag", [
+    (dict(save_dtype="fp8"), "--save-dtype"), (dict(preset="huge"), "--preset"), (dict(device="tpu"), "--device"),
+    (dict(tokenizer="/no/such/tokenizer.json"), "--tokenizer"), (dict(corpus="/no/such/text.txt"), "--corpus"),
+    (dict(steps=10, warmup=20), "--warmup")])
+def test_every_field_is_checked_before_anything_runs(tmp_path, bad, flag):
+    """A typo in any setting fails at once, in one line naming the flag: not after the run, when saving."""
+    with pytest.raises(UserError) as e:
+        train(TrainConfig(**bad), tmp_path / "run")
+    assert flag in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "run").exists()  # nothing written, nothing to clean up
+
+
+def test_default_warmup_is_a_tenth_of_a_short_run():
+    assert TrainConfig().warmup == 50 and TrainConfig(steps=30).warmup == 3 and TrainConfig(steps=5).warmup == 0
+    assert TrainConfig(steps=30, warmup=30).warmup == 30  # given: kept (it fits the run)
+
+
 def test_run_directory_events_and_learning(tmp_path, tiny_train_config):
     events = []
     out = train(tiny_train_config(steps=20, lr=1e-2), tmp_path / "run", callbacks=(events.append,))
@@ -219,3 +236,4 @@ def test_text_prompts_skip_headings_and_spread_through_the_text():
     text = "THE TEMPEST\n\nAct I\n1\nOn a ship at sea, a storm\nMiranda speaks to her father\nFull fathom five thy father lies\n"
     assert text_prompts(text) == ("On a ship", "Miranda speaks to", "Full fathom five")
     assert text_prompts("one two") == ("one two",)
+    assert text_prompts("x" * 100_000) == ("x" * 40,)  # a text with no spaces or line breaks: a short prompt

@@ -1,0 +1,65 @@
+"""Sensible defaults for the text given: pick() chooses by the text's size and the budget, flags win."""
+
+import pytest
+
+from llmcore.errors import UserError
+from llmcore.model import config_from_preset
+from llmcore.recipe import MAX_PARAMS_PER_TOKEN, MIN_TOKENS_PER_PARAM, PICKED, configure, pick, text_chars
+
+
+@pytest.mark.parametrize("chars, preset", [(50_000, "nano"), (1_000_000, "micro"), (10_000_000, "micro")])
+def test_three_text_sizes_in_two_minutes(chars, preset):
+    c = pick(chars, seconds=120, tokenizer="char")
+    assert c.preset == preset
+    assert c.tokens >= MIN_TOKENS_PER_PARAM * c.n_params and c.n_params <= MAX_PARAMS_PER_TOKEN * c.text_tokens
+    assert c.steps >= c.expected_steps > 100  # the time ends the run, the step cap is only a guard
+    lines = c.reason.splitlines()  # what and why, in two plain lines
+    assert len(lines) == 2 and lines[0].startswith(f"{chars // 1000 if chars < 10**6 else chars // 10**6}")
+    assert f"preset {preset}" in lines[0] and "120 s" in lines[0] and lines[1].startswith("because")
+
+
+def test_more_time_or_more_text_never_picks_a_smaller_model():
+    order = ["nano", "micro", "storyworld", "small-10m"]
+    sizes = [order.index(pick(chars, seconds=s, tokenizer="char").preset)
+             for chars in (20_000, 200_000, 2_000_000, 20_000_000) for s in (30, 120, 600, 3600)]
+    by_text = [sizes[i::4] for i in range(4)]  # each budget, growing text
+    by_time = [sizes[4 * i:4 * i + 4] for i in range(4)]  # each text, growing budget
+    assert all(a <= b for row in by_text + by_time for a, b in zip(row, row[1:]))
+    assert pick(10**8, seconds=36_000, tokenizer="char").preset == "small-10m"  # ten hours of a big text
+
+
+def test_the_story_world_by_steps_gives_the_shipped_shape():
+    c = pick(2_400_000, tokenizer="bpe")  # no budget given: 4,000 steps
+    assert (c.preset, c.n_ctx, c.batch_size, c.lr, c.steps) == ("storyworld", 128, 12, 5e-3, 4000)
+
+
+def test_flags_win_and_the_rest_follows_them():
+    c = pick(50_000, seconds=60, tokenizer="char", preset="storyworld", batch_size=32, lr=1e-3)
+    assert (c.preset, c.batch_size, c.lr, c.n_ctx) == ("storyworld", 32, 1e-3, 128) and "you chose" in c.reason
+    assert c.n_params == config_from_preset("storyworld", 100).n_params()
+    assert pick(50_000, seconds=60, tokenizer="char", n_ctx=32).n_ctx == 32
+    assert pick(50_000, seconds=60, steps=7, tokenizer="char").steps == 7  # a step cap given stays
+
+
+def test_a_short_text_gets_a_short_context():
+    assert pick(600, steps=10, tokenizer="char").n_ctx == 32  # 1/16 of 600 tokens, a power of two
+    assert pick(10**6, steps=10, tokenizer="char").n_ctx == 64  # nano's own
+
+
+def test_configure_fills_only_what_was_not_given(text_file):
+    cfg, choice = configure({"corpus": str(text_file), "tokenizer": "char", "max_seconds": 30.0, "batch_size": 4})
+    assert choice is not None and cfg.batch_size == 4 and cfg.preset == choice.preset and cfg.steps == choice.steps
+    assert cfg.warmup == min(50, cfg.steps // 10)  # warm-up follows the picked steps
+    full = dict(zip(PICKED, ("nano", 32, 4, 1e-3, 10))) | {"corpus": str(text_file), "tokenizer": "char"}
+    cfg, choice = configure(full)
+    assert choice is None and (cfg.preset, cfg.n_ctx, cfg.batch_size, cfg.lr, cfg.steps) == ("nano", 32, 4, 1e-3, 10)
+    with pytest.raises(UserError, match="--save-dtype"):  # checked before the text is read
+        configure({"corpus": str(text_file), "save_dtype": "fp8"})
+
+
+def test_text_size_is_read_without_tokenizing(text_file, tmp_path):
+    assert text_chars("storyworld") == 2_400_000 and text_chars("storyworld", 50_000) == 50_000
+    assert text_chars(str(text_file)) == int(0.9 * text_file.stat().st_size)  # the training split
+    (tmp_path / "a.txt").write_text("x" * 1000)
+    (tmp_path / "b.txt").write_text("y" * 3000)
+    assert text_chars(str(tmp_path)) == 3600 and text_chars(str(tmp_path), 2000) == 1800
