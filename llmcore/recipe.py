@@ -1,29 +1,39 @@
 """Sensible defaults for the text you have and the time you have: which model, context, batch, lr, steps.
 
-`pick(text_chars, seconds=...)` (or `steps=...`) answers "what should I train on my 640 kB
-text in two minutes?" with a `Choice` and the reason, in a line a learner can read:
+`pick(text_chars, seconds=...)` answers "what should I train on my 640 kB text in two
+minutes?" with a `Choice` and its reason, in two lines a learner can read:
 
     >>> print(pick(640_000, seconds=120, tokenizer="char").reason)
-    640 kB of text (about 576,000 tokens to train on), 120 s: preset micro (0.21M parameters),
-    context 128, batch 12, lr 5e-3, about 2,600 steps (3.7M tokens, 17 per parameter, 6 passes
-    over the text), because ...
+    640 kB of text, 120 s: preset nano (0.031M parameters), context 64, batch 12, lr 0.005, about
+    16,718 steps (13M tokens, 418 per parameter, 20 passes over the text),
+    because it is the largest model that sees at least 20 tokens per parameter in this time; micro
+    would still be near its random start when time is up
 
-The rule, measured on this project's 2-core CPU (benchmarks/bench_recipe.py --sweep):
+The rule for a time budget, measured on this project's 2-core CPU (each CPU preset trained
+60 s on a 50 kB, a 640 kB and a 10 MB text: benchmarks/bench_recipe.py --sweep,
+benchmarks/results/recipe.json):
 
-1. How many tokens can each model see in the budget? Tokens per second of each CPU
-   preset, trained with batch 12 at its own context on one thread (`TOKENS_PER_S`),
-   times the seconds. (A step budget gives steps x batch x context.)
+1. How many tokens can each model see in the time? Its tokens per second (batch 12 at its
+   own context, one thread: `TOKENS_PER_S`) times the seconds.
 2. Bigger models learn more from each token but see fewer of them. Take the largest
-   preset that sees at least `MIN_TOKENS_PER_PARAM` tokens per parameter in the budget:
-   below that, a bigger model is still near its random start when time runs out.
-3. A small text cannot feed a big model: it is memorised, and held-out loss rises.
-   Skip presets with more than `MAX_PARAMS_PER_TOKEN` parameters per token of text.
-4. Batch 12 and lr 5e-3 with a cosine to 3e-4: the recipe that won on a CPU for every
-   text measured (benchmarks/README.md). Context: the preset's, or less when the text
-   is short (at most 1/16 of its tokens, so a window is a small part of it).
+   preset that sees at least `MIN_TOKENS_PER_PARAM` (20) tokens per parameter. Measured:
+   nano at ~200 tokens per parameter beat micro at 7 on the 640 kB text (0.45 bits per
+   byte lower) and the 10 MB one (0.88 lower); 20 is Chinchilla's ratio, inside that bracket.
+3. A model that reads the text more than `MAX_PASSES` (40) times learns it by heart and
+   its held-out loss rises: then take the next bigger preset, if it still sees at least
+   `MIN_TOKENS_FOR_BIGGER` (2) tokens per parameter. Measured on the 50 kB text: nano
+   (150 passes) ended 0.24 bits per byte worse than micro (35 passes, 7 per parameter);
+   the storyworld preset (0.7 per parameter) was worse than both.
+4. Batch 12 and lr 5e-3, warm-up then a cosine to 3e-4 over the budget: llmcore.train's
+   recipe (benchmarks/README.md). Context: the preset's, or less when the text is short
+   (at most 1/16 of its tokens, so one window is a small part of it).
 
-`llmcore train` calls `pick` for every setting the user did not give (explicit flags
-always win) and prints the reason; a notebook can call it the same way.
+Without a time budget (steps, or nothing: 4,000 steps) the trade-off of step 2 does not
+arise, since more parameters cost time, not loss, and it was not measured: the shape is
+the shipped run's (the storyworld preset), with the context of step 4.
+
+`llmcore train` calls `configure`, which calls `pick` for every setting the user did not
+give (explicit flags always win) and prints the reason; a notebook can call either.
 """
 
 from __future__ import annotations
@@ -41,8 +51,10 @@ TOKENS_PER_S = {  # preset: (char, bpe)
     "small-10m": (1_100, 1_100),
 }
 CHARS_PER_TOKEN = {"char": 1.0, "bpe": 3.0}  # BPE 1,024 measured 2.6 (Vim manual) to 3.4 (story world)
-MIN_TOKENS_PER_PARAM = 2.0  # step 2 of the rule (benchmarks/bench_recipe.py --sweep)
-MAX_PARAMS_PER_TOKEN = 2.0  # step 3 of the rule
+MIN_TOKENS_PER_PARAM = 20.0  # step 2 of the rule
+MAX_PASSES = 40.0  # step 3: more passes over the text than this, and a bigger model does better
+MIN_TOKENS_FOR_BIGGER = 2.0  # step 3: ... if it still sees this many tokens per parameter
+STEPS_PRESET = "storyworld"  # the shape for a run by steps: the shipped run's
 BATCH, LR = 12, 5e-3  # step 4: llmcore.train's defaults (benchmarks/bench_recipe.py)
 VOCAB = {"char": 100, "bpe": 1024}  # the vocabulary size a preset's parameters are counted with
 
@@ -97,25 +109,15 @@ def pick(text_chars: int, seconds: float | None = None, steps: int | None = None
         return int(seconds * TOKENS_PER_S[p][kind == "bpe"]) if seconds is not None else steps * batch * ctx(p)
 
     sizes = {p: config_from_preset(p, vocab, n_ctx=ctx(p)).n_params() for p in TOKENS_PER_S}
-    fits = [p for p in TOKENS_PER_S
-            if budget_tokens(p) >= MIN_TOKENS_PER_PARAM * sizes[p] and sizes[p] <= MAX_PARAMS_PER_TOKEN * text_tokens]
     order = list(TOKENS_PER_S)  # small to large
-    if preset is None:
-        preset = fits[-1] if fits else order[0]
-        rule = (f"the largest model that sees at least {MIN_TOKENS_PER_PARAM:g} tokens per parameter "
-                f"{'in this time' if seconds is not None else 'in these steps'} and has at most "
-                f"{MAX_PARAMS_PER_TOKEN:g} parameters per token of text")
-        if not fits:
-            why = f"no model is {rule}, and the smallest learns most"
-        elif preset == order[-1]:
-            why = f"it is {rule}"
-        else:
-            bigger = order[order.index(preset) + 1]
-            why = f"it is {rule}; {bigger} would " + (
-                "learn the text by heart" if sizes[bigger] > MAX_PARAMS_PER_TOKEN * text_tokens
-                else "still be near its random start when time is up")
-    else:
+    if preset is not None:
         why = "you chose the preset"
+    elif seconds is None:
+        preset = STEPS_PRESET
+        why = ("a run by steps keeps the shipped run's shape (the rule that picks a model is for a time "
+               "budget: give --max-seconds)")
+    else:
+        preset, why = _by_time(order, sizes, budget_tokens, text_tokens)
     if preset not in sizes:  # a preset too big for a CPU budget: counted, not measured
         sizes[preset] = config_from_preset(preset, vocab, n_ctx=ctx(preset)).n_params()
     context, n_params = ctx(preset), sizes[preset]
@@ -137,6 +139,31 @@ def pick(text_chars: int, seconds: float | None = None, steps: int | None = None
     return Choice(preset, context, batch, rate, cap, expected, n_params, tokens, text_tokens, reason)
 
 
+def _by_time(order: list[str], sizes: dict, budget_tokens, text_tokens: int) -> tuple[str, str]:
+    """Steps 2 and 3 of the rule: the preset for a time budget, and why, in plain words."""
+    def per_param(p):
+        return budget_tokens(p) / sizes[p]
+
+    fit = [p for p in order if per_param(p) >= MIN_TOKENS_PER_PARAM]
+    preset = fit[-1] if fit else order[0]
+    why = (f"it is the largest model that sees at least {MIN_TOKENS_PER_PARAM:g} tokens per parameter in this time"
+           if fit else "even the smallest model sees few tokens per parameter in this time")
+    moved = False
+    while budget_tokens(preset) / text_tokens > MAX_PASSES and preset != order[-1]:
+        bigger = order[order.index(preset) + 1]
+        if per_param(bigger) < MIN_TOKENS_FOR_BIGGER:
+            break
+        preset, moved = bigger, True
+    if moved:
+        smaller = order[order.index(preset) - 1]
+        return preset, (f"{smaller} would read the text more than {MAX_PASSES:g} times and learn it by heart, "
+                        f"and {preset} still sees {_num(per_param(preset))} tokens per parameter")
+    if preset != order[-1]:
+        bigger = order[order.index(preset) + 1]
+        why += f"; {bigger} would still be near its random start when time is up"
+    return preset, why
+
+
 def _context(preset: str, text_tokens: int) -> int:
     """The preset's context, or less for a short text: a window at most 1/16 of it (at least 16)."""
     from llmcore.model import PRESETS
@@ -144,9 +171,11 @@ def _context(preset: str, text_tokens: int) -> int:
     return max(16, min(PRESETS[preset]["n_ctx"], 2 ** int(text_tokens // 16).bit_length() // 2 or 16))
 
 
-def _count(n: int) -> str:
-    """3_100_000 -> "3.1M", 1536 -> "1,536"."""
-    return f"{n / 1e6:.2g}M" if n >= 1_000_000 else f"{n:,}"
+def _count(n: float) -> str:
+    """3_100_000 -> "3.1M", 330_000_000 -> "330M", 1536 -> "1,536"."""
+    if n < 1_000_000:
+        return f"{n:,.0f}"
+    return f"{n / 1e6:,.0f}M" if n >= 10_000_000 else f"{n / 1e6:.2g}M"
 
 
 def _num(x: float) -> str:
@@ -157,7 +186,7 @@ def _num(x: float) -> str:
 def _size(chars: int) -> str:
     """1_100_000 -> "1.1 MB", 50_000 -> "50 kB" (characters, counted as bytes)."""
     if chars >= 1_000_000:
-        return f"{chars / 1e6:.2g} MB"
+        return _count(chars).replace("M", " MB")
     return f"{chars / 1e3:.3g} kB" if chars >= 1000 else f"{chars} characters"
 
 

@@ -138,13 +138,18 @@ def test_train_prints_what_it_picked_and_flags_win(tmp_path, text_file):
     code, out, err = run_cli("train", "--out", str(tmp_path / "picked"), *common)
     assert code == 0, err
     picked = json.loads(out)["train_config"]
-    assert "preset nano" in err and "because" in err and len(err.strip().splitlines()) == 2  # the choice, and why
-    assert picked["preset"] == "nano" and picked["steps"] == 3 and picked["batch_size"] == 12 and picked["n_ctx"] == 64
-    code, out, err = run_cli("train", "--out", str(tmp_path / "mine"), *common, "--preset", "micro", "--batch-size", "4",
+    assert "preset storyworld" in err and "because" in err and len(err.strip().splitlines()) == 2  # what, and why
+    assert (picked["preset"], picked["steps"], picked["batch_size"], picked["n_ctx"]) == ("storyworld", 3, 12, 128)
+    code, out, err = run_cli("train", "--out", str(tmp_path / "mine"), *common, "--preset", "nano", "--batch-size", "4",
                              "--n-ctx", "32")
     mine = json.loads(out)["train_config"]
-    assert code == 0 and "preset micro" in err and "batch 4" in err and "you chose the preset" in err
-    assert (mine["preset"], mine["batch_size"], mine["n_ctx"], mine["steps"]) == ("micro", 4, 32, 3)
+    assert code == 0 and "preset nano" in err and "batch 4" in err and "you chose the preset" in err
+    assert (mine["preset"], mine["batch_size"], mine["n_ctx"], mine["steps"]) == ("nano", 4, 32, 3)
+    code, out, err = run_cli("train", "--out", str(tmp_path / "timed"), *common[:4], "--max-seconds", "3",
+                             "--eval-batches", "1", "--save-dtype", "fp32", "--quiet")
+    timed = json.loads(out)
+    assert code == 0 and "3 s: preset " in err and timed["schedule"]["planned"]["by"] == "time"
+    assert timed["train_config"]["steps"] > timed["steps"]  # a cap the clock came to first
 
 
 def test_resume_needs_only_out(tmp_path, tiny_train_config):

@@ -4,28 +4,32 @@ import pytest
 
 from llmcore.errors import UserError
 from llmcore.model import config_from_preset
-from llmcore.recipe import MAX_PARAMS_PER_TOKEN, MIN_TOKENS_PER_PARAM, PICKED, configure, pick, text_chars
+from llmcore.recipe import MAX_PASSES, MIN_TOKENS_FOR_BIGGER, MIN_TOKENS_PER_PARAM, PICKED, configure, pick, text_chars
 
 
-@pytest.mark.parametrize("chars, preset", [(50_000, "nano"), (1_000_000, "micro"), (10_000_000, "micro")])
+@pytest.mark.parametrize("chars, preset", [(50_000, "micro"), (1_000_000, "nano"), (10_000_000, "nano")])
 def test_three_text_sizes_in_two_minutes(chars, preset):
+    """The sweep's finding: a small text needs a bigger model (nano would learn it by heart), else nano's speed wins."""
     c = pick(chars, seconds=120, tokenizer="char")
     assert c.preset == preset
-    assert c.tokens >= MIN_TOKENS_PER_PARAM * c.n_params and c.n_params <= MAX_PARAMS_PER_TOKEN * c.text_tokens
+    if preset == "nano":  # the largest with 20 tokens per parameter; micro would see too few
+        assert c.tokens >= MIN_TOKENS_PER_PARAM * c.n_params and c.tokens / c.text_tokens <= MAX_PASSES
+        assert "micro would still be near its random start" in c.reason
+    else:  # nano would read 50 kB more than 40 times; micro still sees enough per parameter
+        assert c.tokens >= MIN_TOKENS_FOR_BIGGER * c.n_params and "nano would read the text" in c.reason
     assert c.steps >= c.expected_steps > 100  # the time ends the run, the step cap is only a guard
     lines = c.reason.splitlines()  # what and why, in two plain lines
     assert len(lines) == 2 and lines[0].startswith(f"{chars // 1000 if chars < 10**6 else chars // 10**6}")
     assert f"preset {preset}" in lines[0] and "120 s" in lines[0] and lines[1].startswith("because")
 
 
-def test_more_time_or_more_text_never_picks_a_smaller_model():
+def test_more_time_never_picks_a_smaller_model():
     order = ["nano", "micro", "storyworld", "small-10m"]
-    sizes = [order.index(pick(chars, seconds=s, tokenizer="char").preset)
-             for chars in (20_000, 200_000, 2_000_000, 20_000_000) for s in (30, 120, 600, 3600)]
-    by_text = [sizes[i::4] for i in range(4)]  # each budget, growing text
-    by_time = [sizes[4 * i:4 * i + 4] for i in range(4)]  # each text, growing budget
-    assert all(a <= b for row in by_text + by_time for a, b in zip(row, row[1:]))
-    assert pick(10**8, seconds=36_000, tokenizer="char").preset == "small-10m"  # ten hours of a big text
+    for chars in (20_000, 200_000, 2_000_000, 20_000_000):
+        sizes = [order.index(pick(chars, seconds=s, tokenizer="char").preset) for s in (30, 120, 600, 3600, 36_000)]
+        assert sizes == sorted(sizes), (chars, sizes)
+    assert pick(10**8, seconds=360_000, tokenizer="char").preset == "small-10m"  # a hundred hours of a big text
+    assert "100 MB of text" in pick(10**8, seconds=60, tokenizer="char").reason
 
 
 def test_the_story_world_by_steps_gives_the_shipped_shape():
@@ -43,7 +47,7 @@ def test_flags_win_and_the_rest_follows_them():
 
 def test_a_short_text_gets_a_short_context():
     assert pick(600, steps=10, tokenizer="char").n_ctx == 32  # 1/16 of 600 tokens, a power of two
-    assert pick(10**6, steps=10, tokenizer="char").n_ctx == 64  # nano's own
+    assert pick(10**6, steps=10, tokenizer="char").n_ctx == 128  # the storyworld preset's own
 
 
 def test_configure_fills_only_what_was_not_given(text_file):
@@ -63,3 +67,16 @@ def test_text_size_is_read_without_tokenizing(text_file, tmp_path):
     (tmp_path / "a.txt").write_text("x" * 1000)
     (tmp_path / "b.txt").write_text("y" * 3000)
     assert text_chars(str(tmp_path)) == 3600 and text_chars(str(tmp_path), 2000) == 1800
+
+
+def test_the_rule_picks_the_measured_winner():
+    """benchmarks/results/recipe.json's sweep: for each text, pick() names the preset that reached the lowest loss."""
+    import json
+    from pathlib import Path
+
+    sweep = json.loads((Path(__file__).parents[1] / "benchmarks/results/recipe.json").read_text())["sweep"]
+    budget = sweep["settings"]["budget_s"]
+    for text in {r["text"] for r in sweep["rows"]}:
+        rows = [r for r in sweep["rows"] if r["text"] == text]
+        best = min(rows, key=lambda r: r["final_val_bpb"])
+        assert pick(rows[0]["train_tokens"], seconds=budget, tokenizer="char").preset == best["preset"], text
