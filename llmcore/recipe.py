@@ -22,7 +22,7 @@ benchmarks/results/recipe.json):
 3. A model that reads the text more than `MAX_PASSES` (40) times learns it by heart and
    its held-out loss rises: then take the next bigger preset, if it still sees at least
    `MIN_TOKENS_FOR_BIGGER` (2) tokens per parameter. Measured on the 50 kB text: nano
-   (150 passes) ended 0.24 bits per byte worse than micro (35 passes, 7 per parameter);
+   (150 passes) ended 0.23 bits per byte worse than micro (35 passes, 7 per parameter);
    the storyworld preset (0.7 per parameter) was worse than both.
 4. Batch 12 and lr 5e-3, warm-up then a cosine to 3e-4 over the budget: llmcore.train's
    recipe (benchmarks/README.md). Context: the preset's, or less when the text is short

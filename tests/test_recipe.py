@@ -80,3 +80,22 @@ def test_the_rule_picks_the_measured_winner():
         rows = [r for r in sweep["rows"] if r["text"] == text]
         best = min(rows, key=lambda r: r["final_val_bpb"])
         assert pick(rows[0]["train_tokens"], seconds=budget, tokenizer="char").preset == best["preset"], text
+
+
+def test_the_prose_quotes_the_sweep_and_the_picker():
+    """docs/stages/pretraining.md's table and example, and recipe.py's numbers, are the sweep's and pick()'s own."""
+    import json
+    from pathlib import Path
+
+    import llmcore.recipe
+
+    root = Path(__file__).parents[1]
+    rows = json.loads((root / "benchmarks/results/recipe.json").read_text())["sweep"]["rows"]
+    bpb = {(r["text"], r["preset"]): r["final_val_bpb"] for r in rows}
+    page = " ".join((root / "docs/stages/pretraining.md").read_text().split())
+    assert " ".join(pick(577_466, seconds=90, tokenizer="char").reason.split()) in page
+    for r in rows:
+        assert f"{r['final_val_bpb']:.2f}" in page, r
+    doc = " ".join(llmcore.recipe.__doc__.split())
+    for text, better, worse in (("640 kB", "nano", "micro"), ("10 MB", "nano", "micro"), ("50 kB", "micro", "nano")):
+        assert f"{bpb[text, worse] - bpb[text, better]:.2f}" in doc, text
