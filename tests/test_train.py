@@ -221,6 +221,40 @@ def test_resumed_budgeted_run_continues_its_schedule(tmp_path, tiny_train_config
     assert done["seconds"] == pytest.approx(planned, rel=0.15)  # both parts together
 
 
+def test_budgeted_resume_gives_the_losses_of_an_unbroken_run(tmp_path, tiny_train_config, monkeypatch):
+    """With a clock that moves only as steps are taken, a budgeted run is repeatable, and resume matches it exactly.
+
+    The real clock makes every budgeted run take its own learning rates (the test above).
+    Here each step takes exactly 0.125 s of a fake clock, so the schedule is a function of
+    the steps alone, as it is on an idle machine: a run killed at step 15 and resumed from
+    its step-10 checkpoint must then take the same rates, reach the same losses and end
+    with the same weights as the run that was never killed.
+    """
+    now = [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: now[0])
+
+    def tick(ev):
+        if ev.kind == "step":
+            now[0] += 0.125  # a power of two: sums of seconds stay exact
+
+    cfg = _budgeted(tiny_train_config, 3.75, checkpoint_every=10)  # 30 steps of 0.125 s
+    whole = train(cfg, tmp_path / "whole", callbacks=(tick,))
+
+    def crash(ev):
+        if ev.kind == "step" and ev.step == 15:
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError):
+        train(cfg, tmp_path / "cut", callbacks=(tick, crash))
+    cut = train(cfg, tmp_path / "cut", resume=True, callbacks=(tick,))
+    rows = [[json.loads(r) for r in (d / "metrics.jsonl").read_text().splitlines()] for d in (whole, cut)]
+    assert [(r["step"], r["loss"], r["lr"]) for r in rows[0]] == [(r["step"], r["loss"], r["lr"]) for r in rows[1]]
+    assert len(rows[0]) == 30 and rows[0][-1]["lr"] == pytest.approx(cfg.min_lr, rel=0.05)  # ended on the floor
+    a, b = weights(whole), weights(cut)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert load_run(cut).provenance["schedule"]["done"] == load_run(whole).provenance["schedule"]["done"]
+
+
 def test_timeline_prompts_come_from_the_users_text(tmp_path, tiny_train_config, text_file):
     out = train(tiny_train_config(steps=2), tmp_path / "run")
     prompts = list(load_run(out).timeline()[0]["samples"])
