@@ -286,6 +286,49 @@ def _lens_first_block() -> int:
     return run.model.cfg.n_layers - 1
 
 
+STEER_STORIES = 10  # 06.4: five neutral prompts x two seeds
+STEER_MIN_MENTIONS, STEER_MAX_LOSS = 0.7, 0.3  # at least 7 of 10 stories; at most 0.3 nats/token less fluent
+
+
+def _ocean_by_the_rule() -> tuple[int, float]:
+    """06.4's answer as the hint writes it: the ocean's feature at the strength of llmcore's one rule."""
+    from llmcore.interpret.features import default_strength
+
+    feature = _concept_feature("ocean")
+    return feature, default_strength(_run(), _sae(), feature)["strength"]
+
+
+def _judge_ocean_steering(answer) -> tuple[bool, str]:
+    """(feature, strength) that, raised, makes the model write about the ocean while staying readable."""
+    from llmcore.errors import UserError
+    from llmcore.generate import Sampling
+    from llmcore.interpret.steer import NEUTRAL_PROMPTS, measure, steering_hook
+
+    try:
+        feature, strength = answer
+        hook = steering_hook(_sae(), feature, strength, "raise")
+    except (TypeError, ValueError):
+        return False, "give two things, (feature, strength): e.g. (12, 0.5)."
+    except UserError as e:
+        return False, str(e)
+    run, s = _run(), Sampling(temperature=0.8, max_new_tokens=30)
+    prompts, seeds = NEUTRAL_PROMPTS[:5], range(STEER_STORIES // 5)
+    plain = measure(run, prompts, seeds, "ocean", s)
+    steered = measure(run, prompts, seeds, "ocean", s, hooks=[hook])
+    said = (f"{steered['mention_rate'] * STEER_STORIES:.0f} of {STEER_STORIES} stories mention the ocean "
+            f"(without steering {plain['mention_rate'] * STEER_STORIES:.0f}), fluency loss "
+            f"{steered['fluency_loss']:.2f} (without steering {plain['fluency_loss']:.2f})")
+    if steered["mention_rate"] < STEER_MIN_MENTIONS:
+        if feature == _concept_feature("golden_gate_bridge"):
+            return False, f"{said}: that is the bridge's feature; find the ocean's in sae.metrics['concepts']."
+        if feature != _concept_feature("ocean"):
+            return False, f"{said}: is that the ocean's feature? sae.metrics['concepts'] says which one it is."
+        return False, f"{said}: push harder (a larger strength)."
+    if steered["fluency_loss"] > plain["fluency_loss"] + STEER_MAX_LOSS:
+        return False, f"{said}: the ocean is there but the sentences break; push more gently."
+    return True, f"{said}. The ocean, readable."
+
+
 # ---------------------------------------------------------------------------
 # 07 Scale
 # ---------------------------------------------------------------------------
@@ -518,6 +561,17 @@ EXERCISES: dict[str, Exercise] = {
         "for the last token; read them from the top.",
         _lens_first_block,
         mistakes=[(lambda e: e + 1, "blocks count from 0: the first block is block 0.")],
+    ),
+    "06.4": Exercise(
+        "Steer the ocean instead of the bridge. Predict first: at the strength llmcore's rule gives it, "
+        f"in how many of {STEER_STORIES} stories will the ocean turn up? Then write the code that finds the ocean's "
+        "feature and a strength, and give them as (feature, strength). The check lifts that feature to at least "
+        f"that strength while the model writes {STEER_STORIES} stories, and passes when at least "
+        f"{STEER_MIN_MENTIONS:.0%} mention the ocean and the loss of the plain model on them stays within "
+        f"{STEER_MAX_LOSS} of unsteered stories.",
+        "the ocean's feature is `sae.metrics['concepts']['ocean']['feature']`; llmcore's rule for how hard to "
+        "push is `default_strength(run, sae, sae.metrics['concepts']['ocean']['feature'])['strength']`.",
+        _ocean_by_the_rule, kind="prompt", judge=_judge_ocean_steering,
     ),
     "07.1": Exercise(
         "Three models of growing size (nano, micro, storyworld) learnt the same stories with the same recipe, "

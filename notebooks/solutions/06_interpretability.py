@@ -5,9 +5,11 @@ Run from anywhere: python notebooks/solutions/06_interpretability.py
 
 from llmcore import teach
 from llmcore.corpus import load_corpus
-from llmcore.interpret.features import encode_text, top_contexts
+from llmcore.generate import Sampling
+from llmcore.interpret.features import default_strength, encode_text, top_contexts
 from llmcore.interpret.lens import logit_lens
 from llmcore.interpret.sae import load_sae
+from llmcore.interpret.steer import NEUTRAL_PROMPTS, measure, steering_hook
 from llmcore.run import load_run
 
 run = load_run("storyworld")
@@ -39,3 +41,13 @@ for stage, guesses in zip(lens.stages, lens.top_strs):
 answer = next(int(stage.split()[1]) for stage, guesses in zip(lens.stages, lens.top_strs)
               if stage.startswith("block") and guesses[-1][0] == final)
 print(teach.check("06.3", answer))
+
+# 06.4 The ocean's feature comes from the labels; llmcore's rule says how hard to push a feature that has
+# no stored steering pick: half the most it fires in held-out stories. Twice that breaks the sentences.
+ocean = sae.metrics["concepts"]["ocean"]["feature"]
+strength = default_strength(run, sae, ocean)["strength"]
+print(f"feature {ocean} at {strength}:", teach.check("06.4", (ocean, strength)))
+twice = measure(run, NEUTRAL_PROMPTS[:5], range(2), "ocean", Sampling(temperature=0.8, max_new_tokens=30),
+                hooks=[steering_hook(sae, ocean, 2 * strength)])
+print(f"twice as hard, {2 * strength:.3f}: {twice['mention_rate']:.0%} mention the ocean, "
+      f"fluency loss {twice['fluency_loss']:.2f}: the sentences break")
