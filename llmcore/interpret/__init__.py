@@ -13,7 +13,8 @@ The modules follow the order a learner meets them in (notebook 06):
                   run directory, load it back (re-exports sae_model)
     features      what each SAE feature means: top contexts, histogram, the tokens
                   it pushes up, and which planted story-world concept it finds
-    steer         clamp or add a feature during generation (the Golden Gate Bridge)
+    steer         raise, clamp or add a feature during generation (the Golden Gate Bridge); the
+                  prompting baseline; measuring how often and how readably it steers
 
 Figures for all of these live in `llmcore.viz.interpret`. Nothing heavy is imported
 here: `import llmcore.interpret` stays cheap; import the submodule you need.
