@@ -391,8 +391,10 @@ def format_report(r: dict) -> str:
     for c, x in r["concepts"].items():
         lines.append(f"  {c:<20} {x['feature']:>7} {x['precision']:>9.3f} {x['recall']:>7.3f} {x['f1']:>6.3f}")
     for c, s in r.get("steering", {}).items():
+        found = f"in the search's {s['stories']} stories: " if "stories" in s else ""
         lines.append(f"  steering {c}: feature {s['feature']}, {s.get('mode', 'clamp')} at {s['strength']:g} "
-                     f"(mentions {s['mention_rate']:.0%}, fluency {s['fluency_loss']:.2f} vs {s['plain_fluency_loss']:.2f} plain)")
+                     f"({found}mentions {s['mention_rate']:.0%}, fluency {s['fluency_loss']:.2f} "
+                     f"vs {s['plain_fluency_loss']:.2f} plain)")
     f = r.get("feature")
     if f:
         lines.append(f"feature {f['feature']}" + (f" ({f['label']})" if f["label"] else ""))
