@@ -103,7 +103,10 @@ def release_memory(every: float = 2.0):
     """Give memory that Python and torch freed back to the system (glibc's malloc_trim), at most every `every` s.
 
     Counting the corpora's tokens on the Data page frees 60 MB that glibc would otherwise
-    keep for later; with many visitors each script run leaves such holes.
+    keep for later; with many visitors each script run leaves such holes. The first call
+    also starts a thread that does the same every IDLE_TRIM seconds, after collecting
+    garbage: when a class leaves, Streamlit drops their sessions two minutes later, and
+    with no page running nothing else would collect them or hand their memory back.
     """
     import time
 
@@ -113,6 +116,24 @@ def release_memory(every: float = 2.0):
     _TRIMMED[0] = now
     libc = _libc()
     if libc is not None:
+        libc.malloc_trim(0)
+    if not _TRIMMER.is_set():
+        _TRIMMER.set()
+        threading.Thread(target=_trim_while_idle, name="llmcore-memory", daemon=True).start()
+
+
+IDLE_TRIM = 30.0
+_TRIMMER = threading.Event()
+
+
+def _trim_while_idle():
+    import gc
+    import time
+
+    libc = _libc()
+    while libc is not None:
+        time.sleep(IDLE_TRIM)
+        gc.collect()  # closed sessions hold cycles; with no allocations, nothing else would collect them
         libc.malloc_trim(0)
 
 

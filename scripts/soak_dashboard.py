@@ -19,14 +19,15 @@ on one shared machine is most of the CPU, left out). Then the page is checked fo
 elements: a traceback (`stException`), an error alert, an error dialog, a lost
 connection. The server's RSS and CPU (and the browsers' CPU) are sampled all along: the
 baseline after warm-up, the peak while the sessions run, and the value after every
-session has closed and the server has idled (default 30 s).
+session has closed and the server has idled (default 150 s: Streamlit keeps a closed
+tab's session for 120 s).
 
 Bounded: sessions stop starting actions at --minutes, each action times out, each session
 does at most --max-actions, and the whole run has a hard deadline. All traffic stays on
 127.0.0.1: the server binds there, and Chromium resolves no other host (what a page asks
 of another host is counted, and fails).
 
-    .venv/bin/python scripts/soak_dashboard.py                         # 12 sessions, 3 minutes
+    .venv/bin/python scripts/soak_dashboard.py                         # 30 sessions (a class), 3 minutes
     .venv/bin/python scripts/soak_dashboard.py --sessions 8 --minutes 2
 
 Needs /usr/bin/chromium and Playwright (scripts/setup.sh). Prints a summary and writes
@@ -715,7 +716,7 @@ def _r(x, nd: int = 3):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sessions", type=int, default=12, help="concurrent browser sessions (1..40)")
+    ap.add_argument("--sessions", type=int, default=30, help="concurrent browser sessions (1..40; a class is 30)")
     ap.add_argument("--minutes", type=float, default=3.0, help="how long the sessions keep acting (0.1..30)")
     ap.add_argument("--port", type=int, default=0, help="the server's port on 127.0.0.1 (0: a free one)")
     ap.add_argument("--seed", type=int, default=0, help="seed of every session's random mix")
@@ -725,7 +726,8 @@ def main(argv=None) -> int:
     ap.add_argument("--think-min", type=float, default=2.0, help="seconds a visitor pauses between actions, at least")
     ap.add_argument("--think-max", type=float, default=8.0, help="... and at most")
     ap.add_argument("--stagger", type=float, default=1.0, help="seconds between two visitors' arrivals")
-    ap.add_argument("--idle", type=float, default=30.0, help="seconds the server idles after the sessions end")
+    ap.add_argument("--idle", type=float, default=150.0,
+                    help="seconds the server idles after the sessions end (Streamlit keeps a closed tab's session 120 s)")
     ap.add_argument("--baseline-s", type=float, default=5.0, help="seconds of baseline sampling after warm-up")
     ap.add_argument("--rss-bound-mb", type=float, default=40.0,
                     help="RSS after may exceed the baseline by this many MB (or --rss-bound-frac of it, the larger)")

@@ -4,7 +4,7 @@ The script starts its own `streamlit run` on 127.0.0.1, warms it up, drives two
 concurrent Chromium sessions through pages, generation, the guessing game and a
 20-step live training, then closes them and lets the server idle. Here it must show
 no error anywhere, and the server's RSS must come back to within its bound of the
-baseline. The full soak (12 sessions, 3 minutes) is the documented command; its
+baseline. The full soak (30 sessions, a class, for 3 minutes) is the documented command; its
 numbers go to benchmarks/results/soak_dashboard.json.
 """
 
