@@ -12,6 +12,7 @@ All computing happens in llmcore; nothing here does more than choose and cache.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -74,15 +75,19 @@ M_ARENA_MAX = -8  # glibc's mallopt parameter
 _TRIMMED = [0.0]
 
 
+@functools.lru_cache(maxsize=1)
 def _libc():
+    """glibc, opened once; None elsewhere (macOS, Windows, musl): nothing to tune there.
+
+    By its file name: ctypes.util.find_library would fork the whole server to run ldconfig.
+    """
     import ctypes
-    import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc if hasattr(libc, "malloc_trim") else None
-    except OSError:  # not glibc (macOS, Windows): nothing to tune
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
         return None
+    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
 
 
 def limit_malloc_arenas(n: int = 2):

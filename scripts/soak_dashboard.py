@@ -723,9 +723,10 @@ def main(argv=None) -> int:
     ap.add_argument("--train-steps", type=int, default=60,
                     help="steps of the one live training (10..300, in tens; 0: no training)")
     ap.add_argument("--max-actions", type=int, default=400, help="actions per session at most")
-    ap.add_argument("--think-min", type=float, default=2.0, help="seconds a visitor pauses between actions, at least")
-    ap.add_argument("--think-max", type=float, default=8.0, help="... and at most")
-    ap.add_argument("--stagger", type=float, default=1.0, help="seconds between two visitors' arrivals")
+    ap.add_argument("--think-min", type=float, default=5.0, help="seconds a visitor pauses between actions, at least")
+    ap.add_argument("--think-max", type=float, default=15.0, help="... and at most")
+    ap.add_argument("--stagger", type=float, default=4.0,
+                    help="seconds between two visitors' arrivals (a class of 30 arrives over two minutes)")
     ap.add_argument("--idle", type=float, default=150.0,
                     help="seconds the server idles after the sessions end (Streamlit keeps a closed tab's session 120 s)")
     ap.add_argument("--baseline-s", type=float, default=5.0, help="seconds of baseline sampling after warm-up")

@@ -32,7 +32,8 @@ def soak(tmp_path_factory):
         pytest.skip("the shipped run 'storyworld' is not installed (python scripts/build_assets.py)")
     out = tmp_path_factory.mktemp("soak") / "soak.json"
     cmd = [sys.executable, "scripts/soak_dashboard.py", "--sessions", "2", "--minutes", "0.5", "--idle", "15",
-           "--train-steps", "20", "--seed", "1", "--out", str(out)]
+           "--train-steps", "20", "--seed", "1", "--stagger", "1", "--think-min", "2", "--think-max", "8",
+           "--out", str(out)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert out.is_file(), f"the soak wrote no result (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
     return json.loads(out.read_text()), proc
