@@ -99,3 +99,24 @@ def test_the_prose_quotes_the_sweep_and_the_picker():
     doc = " ".join(llmcore.recipe.__doc__.split())
     for text, better, worse in (("640 kB", "nano", "micro"), ("10 MB", "nano", "micro"), ("50 kB", "micro", "nano")):
         assert f"{bpb[text, worse] - bpb[text, better]:.2f}" in doc, text
+
+
+def test_the_benchmark_readme_quotes_the_recipe_run():
+    """benchmarks/README.md's recipe numbers are results/recipe.json's (rerun the benchmark, and this says so)."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    rows = {t["text"]: t for t in json.loads((root / "benchmarks/results/recipe.json").read_text())["texts"]["rows"]}
+    readme = " ".join((root / "benchmarks/README.md").read_text().split())
+    for t in rows.values():
+        plain, full, half = t["plain_final_val_loss"], t["llmcore_final_val_loss"], t["llmcore_half_budget_final_val_loss"]
+        assert f"{plain:.3f} vs {full:.3f} / {half:.3f}" in readme, t["text"]
+    assert "in 55 / 49 / 35 / 45 s" in readme and [round(rows[k]["llmcore_seconds_to_plain_final_loss"]) for k in
+                                                    ("vim-manual", "storyworld", "python-docs", "vim-manual-bpe")] == [55, 49, 35, 45]
+    met = sum(t["goal_half_time_met"] for t in rows.values())
+    assert f"met on {met} of {len(rows)}" in readme and not rows["python-docs"]["goal_half_time_met"]
+    tricks = {r["name"]: r["final_val_loss"] for r in rows["vim-manual"]["runs"]}
+    for name, phrase in (("llmcore batch 24", "batch 24 {:.3f}"), ("llmcore no decay on W_E", "no decay on W_E {:.3f}"),
+                         ("llmcore z-loss 1e-4", "z-loss 1e-4 {:.3f}"), ("llmcore bf16 autocast", "autocast {:.3f}")):
+        assert phrase.format(tricks[name]) in readme, name
