@@ -1,11 +1,12 @@
 """What a host installs and runs, proved offline (docs/hosting.md).
 
 Streamlit Community Cloud reads requirements.txt and runs the root streamlit_app.py; a school's
-server builds the Dockerfile. No registry is reached here: the tests check that the requirements
-file names PyTorch's CPU index and pins a CPU build inside the app's own ranges, that no file a
-host would read first overrides it, and they run the image's own command (from the same files,
-as a non-root user, without a network where the machine allows) and its health check. Building
-the image needs a container builder, which our machines lack.
+server builds the Dockerfile. The tests check that the requirements file names PyTorch's CPU
+index and pins a CPU build inside the app's own ranges, and that no file a host would read first
+overrides it; they build a clean venv from requirements.txt alone (a CPU torch, no CUDA, no
+TransformerLens) and run the image's own command with it (from the same files, as a non-root
+user, without a network where the machine allows), its health check and two pages. Building the
+image needs a container builder, which our machines lack.
 """
 import json
 import os
@@ -177,9 +178,43 @@ def as_the_image_runs(argv: list[str], home: Path) -> tuple[list[str], bool]:
     return ["unshare", "-n", "sh", "-c", "ip link set lo up && exec " + shlex.join(drop)], True
 
 
+@pytest.fixture(scope="module")
+def host_venv():
+    """A clean venv built only from requirements.txt, as a host (or the image) builds it.
+
+    pip reads the same file a host does; PyTorch's CPU index is unreachable here, so the +cpu
+    build comes from this machine's wheel folder (pip.conf), as it comes from the index there.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="llmcore-host-"))
+    folder.chmod(0o755)  # the image's unprivileged user runs from it
+    venv = folder / "venv"
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        env = {**os.environ, "PIP_RETRIES": "0", "PIP_DEFAULT_TIMEOUT": "10"}
+        done = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", "requirements.txt"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
+        assert done.returncode == 0, done.stderr[-3000:]
+        yield venv
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_the_images_command_serves_as_a_non_root_user_offline():
-    """The image's files in a fresh folder, its ENV and CMD, its user kind, no network: healthy."""
+def test_the_host_venv_has_a_cpu_torch_and_nothing_the_app_does_not_need(host_venv):
+    names = subprocess.run([str(host_venv / "bin" / "python"), "-c",
+                            "import importlib.metadata as m, torch; print(torch.__version__); "
+                            "print(*sorted(d.metadata['Name'].lower() for d in m.distributions()))"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert names[0].endswith("+cpu"), names[0]
+    assert not [n for n in names[1:] if n.startswith(("nvidia", "triton", "cuda"))]  # no CUDA wheels
+    assert {"llmcore", "streamlit", "torch"} <= set(names[1:])
+    assert not {"transformer-lens", "transformers", "datasets"} & set(names[1:])  # the dev extra stays out
+
+
+@pytest.mark.slow
+def test_the_images_command_serves_as_a_non_root_user_offline(host_venv):
+    """The image's files in a fresh folder, its ENV and CMD, its user kind, no network, and a
+    clean venv built only from requirements.txt: healthy, and the pages run."""
     app, home = Path(tempfile.mkdtemp(prefix="llmcore-image-")), Path(tempfile.mkdtemp(prefix="llmcore-home-"))
     try:
         for args in instruction("COPY"):
@@ -190,8 +225,8 @@ def test_the_images_command_serves_as_a_non_root_user_offline():
             path.chmod(0o755 if path.is_dir() else 0o644)
         port = free_port()
         cmd = [a.replace("8501", str(port)) for a in json.loads(instruction("CMD")[0])]
-        bin_dir = str(Path(sys.executable).parent)
-        cmd[0] = str(Path(bin_dir) / cmd[0])  # the venv's streamlit, as the image's is on its PATH
+        bin_dir = str(host_venv / "bin")
+        cmd[0] = str(Path(bin_dir) / cmd[0])  # the clean venv's streamlit, as the image's is on its PATH
         env = {**os.environ, **image_env(), "HOME": str(home), "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
         env.pop("LLMCORE_DASHBOARD_RUN", None)  # the shipped run, as in the image
         argv, namespaced = as_the_image_runs(cmd, home)
@@ -226,7 +261,8 @@ def test_the_images_command_serves_as_a_non_root_user_offline():
                 "    assert not at.exception and not at.error, (page, [e.value for e in [*at.exception, *at.error]])\n"
                 "print('pages ok')\n"
             )
-            pages = subprocess.run(as_the_image_runs([sys.executable, "-c", script], home)[0], cwd=app, env=env,
+            host_python = str(host_venv / "bin" / "python")
+            pages = subprocess.run(as_the_image_runs([host_python, "-c", script], home)[0], cwd=app, env=env,
                                    capture_output=True, text=True, timeout=400)
             assert pages.stdout.strip().endswith("pages ok"), pages.stderr[-3000:]
         finally:
