@@ -209,7 +209,7 @@ def main():
     p.add_argument("--probe", action="store_true", help="also fit linear probes: the ceiling for any one feature")
     p.add_argument("--strength", type=float, default=None, help="steering strength (default: the stored pick)")
     p.add_argument("--seeds", type=int, default=5, help="seeds per prompt (10 prompts)")
-    p.add_argument("--max-new-tokens", type=int, default=40, help="tokens per generation")
+    p.add_argument("--max-new-tokens", type=int, default=steer.STORY_TOKENS, help="tokens per generation")
     a = p.parse_args()
 
     run = load_run(a.run)

@@ -185,7 +185,7 @@ def interpretability_phrases() -> dict[str, list[str]]:
     from llmcore.exercises import STEER_STORIES
     from llmcore.interpret.features import STRENGTH_FACTOR
     from llmcore.interpret.sae import load_sae
-    from llmcore.interpret.steer import READABLE
+    from llmcore.interpret.steer import ENOUGH, READABLE, STORY_TOKENS
 
     run = load_run("storyworld")
     sae = load_sae(run)
@@ -203,13 +203,10 @@ def interpretability_phrases() -> dict[str, list[str]]:
     good = [c for c, x in concepts.items() if x["f1"] >= 0.8 and c != "golden_gate_bridge"]
     short = sorted((c for c in concepts if c not in good and c != "golden_gate_bridge"), key=lambda c: -concepts[c]["f1"])
     others = [x for x in rule if x["concept"] != "golden_gate_bridge"]
-    fine = [t for t in pick["tried"] if t["stories"] == pick["stories"] and t["feature"] == pick["feature"]]
-    above = min((t for t in fine if t["x_peak"] > pick["x_peak"]), key=lambda t: t["x_peak"])
     assert STRENGTH_FACTOR == 0.5, "the prose says 'half the most it fires'"
     assert STEER_STORIES == 10, "06.4 says 'ten stories'"
     assert res["settings"]["strength"] == pick["strength"], "the benchmark ran before the steering pick changed"
-    assert not res["goal_met"] and round(res["n"] * (0.8 - res["steered"]["mention_rate"])) == 1, \
-        "the stage page says the stored setting misses the goal by one story in a hundred"
+    assert res["goal_met"], "the stage page says the stored setting meets the goal"
     return {
         "06_interpretability.ipynb": [
             f"the model carries {cfg.d_model} numbers per token",
@@ -236,8 +233,9 @@ def interpretability_phrases() -> dict[str, list[str]]:
             f"{res['steered']['fluency_loss']:.3f} nats per token against {res['plain']['fluency_loss']:.3f} for plain text",
             f"at least 80% of stories mentioning the bridge within {READABLE} nats per token of plain text",
             f"swept over strength on the same {res['n']} stories", f"within {READABLE} nats per token of plain)",
-            f"`find_steering` chose it on {pick['stories']} stories from other prompts, where {above['x_peak']:g} x "
-            f"peak already lost {above['fluency_loss'] - pick['plain_fluency_loss']:.2f} nats per token",
+            f"`find_steering` chose it on {pick['stories']} stories from other prompts, {STORY_TOKENS} tokens each as "
+            f"here: the gentlest readable strength that reached {ENOUGH:.0%} of them ({pick['mention_rate']:.1%}, "
+            f"{pick['fluency_loss'] - pick['plain_fluency_loss']:+.2f} nats per token)",
             f"{pick['strength']:g} is {pick['x_peak']:g} x the feature's peak",
             *_steering_table(results["steering_options"], READABLE),
             f"from {min(x['mention_rate'] for x in others):.0%} to {max(x['mention_rate'] for x in others):.0%} of "

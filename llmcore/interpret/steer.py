@@ -44,6 +44,14 @@ SEARCH_PROMPTS = ("There once was a", "Nina and Ben", "It was a cold", "The next
 SEARCH_FACTORS = (0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.85, 1.0)  # strengths tried, x the feature's peak
 READABLE = 0.15  # nats/token: how much less fluent than plain text a steered story may read
 ENOUGH = 0.85  # mention rate at which turning the strength up further buys little but broken words
+STORY_TOKENS = 40  # how long a story the search and the benchmark write: one length, so the pick fits what is reported
+
+
+def story_sampling():
+    """How a steering story is written, in the search and in every report: temperature 0.8, STORY_TOKENS tokens."""
+    from llmcore.generate import Sampling
+
+    return Sampling(temperature=0.8, max_new_tokens=STORY_TOKENS)
 
 
 def check_strength(strength) -> float:
@@ -158,7 +166,6 @@ def find_steering(run, sae, concept: str = "golden_gate_bridge", *, n_candidates
     "plain_mention_rate", "plain_fluency_loss", "tried": [every setting tried]}.
     """
     from llmcore.corpus import CONCEPT_WORDS, storyworld
-    from llmcore.generate import Sampling
     from llmcore.interpret import features as F
 
     lab = storyworld(F.LABEL_SEED, 60_000)
@@ -171,7 +178,7 @@ def find_steering(run, sae, concept: str = "golden_gate_bridge", *, n_candidates
     candidates = list(dict.fromkeys(detectors.tolist() + push.topk(n_candidates).indices.tolist()))
     del enc
     held = F.encode_text(run, sae, _held_out_text())
-    s = sampling or Sampling(temperature=0.8, max_new_tokens=32)
+    s = sampling or story_sampling()
     seeds = list(seeds)
     few = seeds[: max(1, len(seeds) // 5)]
 
@@ -215,14 +222,13 @@ def steering_eval(run, sae, feature, strength: float | None = None, *, prompts=N
     over the same prompts and seeds. Returns {"plain"|"steered"|"prompted":
     {"mention_rate", "fluency_loss", "examples"}, "n": stories per condition, "settings": ...}.
     """
-    from llmcore.generate import Sampling
 
     if strength is None or mode is None:
         rule = default_strength(run, sae, feature)
         strength = rule["strength"] if strength is None else strength
         mode = rule["mode"] if mode is None else mode
     hook = steering_hook(sae, feature, strength, mode)
-    base = sampling or Sampling(temperature=0.8, max_new_tokens=40)
+    base = sampling or story_sampling()
     setups = {"plain": ("", []), "steered": ("", [hook]), "prompted": (prefix, [])}
     out = {name: measure(run, prompts, seeds, concept, base, hooks=setups[name][1], prefix=setups[name][0])
            for name in conditions}
