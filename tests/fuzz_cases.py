@@ -213,20 +213,13 @@ def tokenizer_mutants(tok_json: str) -> dict[str, bytes]:
 
 def sae_mutants(sae: bytes) -> dict[str, bytes]:
     """Crafted sae.safetensors files: a config claiming 10 million features, and friends."""
-    def cfg_edit(**changes):
-        def edit(h):
-            cfg = json.loads(h["__metadata__"]["config"])
-            cfg.update(changes)
-            h["__metadata__"]["config"] = json.dumps(cfg)
-        return edit
-
     header = {"__metadata__": read_safetensors(sae)[0]["__metadata__"]}
     cfg = json.loads(header["__metadata__"]["config"])
     cfg["d_sae"] = 10_000_000
     header["__metadata__"]["config"] = json.dumps(cfg)
     return {
         "SAE claiming 10 million features": safetensors_bytes(header),
-        "SAE with another d_model": edit_header(sae, cfg_edit(d_model=64)),
+        "SAE with another d_model": edit_header(sae, _set_config(d_model=64)),
         "SAE config is not JSON": edit_header(sae, lambda h: h["__metadata__"].__setitem__("config", "{")),
         "SAE truncated": sae[: len(sae) // 3],
     }
