@@ -28,7 +28,8 @@ def served(_run, key: str, request: str) -> dict:
 
 # A prompt where the next token is open (" town" 8%, " farm" 6%, ...), so every knob visibly reshapes it.
 prompt = state.capped_text(st.text_area, "Prompt", "Mia and Tom went to the", state.PROMPT_CHARS, height=80)
-c1, c2, c3, c4, c5 = st.columns(5)
+# Five knobs in a row; on a projector two rows of three, so no label breaks mid-word.
+c1, c2, c3, c4, c5 = [*st.columns(3), *st.columns(3)[:2]] if P else st.columns(5)
 temperature = c1.slider("Temperature", 0.0, 2.0, 0.8, 0.05, help="0 = always the most likely token")
 top_k = c2.slider("Top-k", 0, 100, 0, help="Keep only the k most likely tokens (0 = all)")
 top_p = c3.slider("Top-p", 0.05, 1.0, 1.0, 0.05, help="Keep the most likely tokens up to this total probability")
