@@ -128,7 +128,7 @@ MEASURE = """() => {
   if (main && main.scrollWidth > main.clientWidth + 1) out.push(`main area scrolls sideways: ${main.scrollWidth} > ${main.clientWidth}`);
   // plotly: every piece of text inside its figure and on the screen
   for (const plot of document.querySelectorAll('.js-plotly-plot')) {
-    const box = seen(plot); if (!box) continue;
+    const box = seen(plot); if (!box || !plot.checkVisibility()) continue;  // a closed expander's plot is laid out stale
     const title = name(plot.querySelector('.gtitle') || plot).slice(0, 30);
     for (const t of plot.querySelectorAll('svg text')) {
       const r = seen(t); if (!r || !name(t)) continue;
