@@ -349,6 +349,22 @@ def chart(fig, key: str | None = None):
     st.plotly_chart(fig, theme=None, key=key, config={"displaylogo": False})
 
 
+def chart_by_width(build, key: str):
+    """A figure that shows text in a table cell, drawn twice: wrapped for a laptop or projector, and for a phone.
+
+    `build(wrap)` makes the figure with `wrap` characters per line (None: the figure's own
+    width for a laptop, or projector mode's). A plotly cell never wraps its text and the
+    server does not know the screen's width, so CSS (BASE_CSS) shows the drawing that
+    fits, as for the tour's flowchart.
+    """
+    from llmcore.viz.common import NARROW_CELL_WRAP
+
+    with st.container(key=f"wide_{key}"):
+        chart(build(None), key=key)
+    with st.container(key=f"narrow_{key}"):
+        chart(build(NARROW_CELL_WRAP), key=f"{key}_narrow")
+
+
 def capped_text(widget, label: str, value: str, limit: int, **kwargs) -> str:
     """A text widget (st.text_area, st.text_input, or a column's) whose overflow is said, never lost.
 
@@ -435,8 +451,9 @@ def page_link(stage: str, label: str | None = None):
 # Always on: layout that fits every screen, from a phone to a projector.
 BASE_CSS = """
 <style>
-/* The tour's flowchart: left to right where there is room, top to bottom on a phone. */
-.st-key-flow_tall { display: none !important; }
+/* Two drawings of one thing, shown by the screen's width (the tour's flowchart left to right or top
+   to bottom; a figure's text wrapped for its width: state.chart_by_width). */
+[class*="st-key-narrow_"] { display: none !important; }
 /* Big numbers wrap instead of being cut with an ellipsis. */
 [data-testid="stMetricValue"] > div, [data-testid="stMetricValue"] p { white-space: normal !important;
   overflow: visible !important; text-overflow: clip !important; overflow-wrap: anywhere; }
@@ -449,9 +466,9 @@ BASE_CSS = """
 /* The tour's narration: read aloud, so as dark as the text around it. */
 [data-testid="stMarkdownContainer"] blockquote, blockquote p { color: inherit !important; }
 @media (max-width: 700px) {
-  .st-key-flow_wide { display: none !important; }
-  .st-key-flow_tall { display: flex !important; }
-  .st-key-flow_tall img { max-height: 560px; }
+  [class*="st-key-wide_"] { display: none !important; }
+  [class*="st-key-narrow_"] { display: flex !important; }
+  .st-key-narrow_flow img { max-height: 560px; }
   /* The hex dump keeps its bytes and drops the text column; charts lose the hover toolbar over titles. */
   .llmcore-ascii { display: none; }
   .modebar-container, [data-testid="stElementToolbar"] { display: none !important; }
@@ -478,9 +495,9 @@ h1 { font-size: 2.6rem !important; } h2 { font-size: 2.1rem !important; } h3 { f
 [data-testid="stAppViewContainer"] { background: #ffffff !important; }
 blockquote p { font-size: 1.4rem !important; }
 /* The tour's flowchart drawn top to bottom: left to right, its words shrank to specks. */
-.st-key-flow_wide { display: none !important; }
-.st-key-flow_tall { display: flex !important; }
-.st-key-flow_tall img { max-height: 640px; }
+.st-key-wide_flow { display: none !important; }
+.st-key-narrow_flow { display: flex !important; }
+.st-key-narrow_flow img { max-height: 640px; }
 </style>
 """
 

@@ -133,6 +133,8 @@ MEASURE = """() => {
     for (const t of plot.querySelectorAll('svg text')) {
       const r = seen(t); if (!r || !name(t)) continue;
       if (getComputedStyle(t).visibility === 'hidden' || getComputedStyle(t).opacity === '0') continue;
+      if (/<\/?(span|b|u|br)\b|style=/.test(t.textContent))  // markup plotly failed to read shows as letters
+        out.push(`figure "${title}": markup shown as text: "${name(t)}"`);
       if (r.left < box.left - 2 || r.right > box.right + 2 || r.top < box.top - 2 || r.bottom > box.bottom + 2
           || r.left < -1 || r.right > W + 1)
         out.push(`figure "${title}": text "${name(t)}" clipped (${Math.round(r.left)}..${Math.round(r.right)} of ${Math.round(box.left)}..${Math.round(box.right)})`);
@@ -171,6 +173,19 @@ def test_every_page_fits_the_screen(server, browser, screen):
         settle(page)
         page.wait_for_selector(key, state="visible", timeout=60_000)
         no_errors(page, f"{name} ({screen})")
+        # What a visitor opens must fit too: every expander and toggle, and on Inference the generation.
+        closed = page.locator("details:not([open]) > summary")
+        while closed.count():
+            closed.first.click()
+        off = page.locator('[data-testid="stMain"] [data-testid="stCheckbox"] input[type="checkbox"]:not(:checked)')
+        while off.count():
+            off.first.click(force=True)
+            settle(page)
+        if name == "inference":
+            page.get_by_role("button", name="Generate").click(timeout=90_000)
+            page.wait_for_selector('[class*="st-key-wide_generation"] .js-plotly-plot', state="attached",
+                                   timeout=90_000)
+        settle(page)
         # Plotly lays its text out after the element appears (a table wraps its cells last), and
         # later still on a busy machine: measure until the layout holds still, then keep what stays.
         found = page.evaluate(MEASURE)

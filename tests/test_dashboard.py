@@ -112,12 +112,18 @@ def test_every_page_opens_with_its_charts(dash_run, tmp_path, monkeypatch):
     at = app()
     ok(at)
     assert "How a large language model works" in at.title[0].value
-    expected = {"data": 1, "pretraining": 3, "parameters": 2, "model": 4, "inference": 1, "interpretability": 5, "scale": 0}
+    # pretraining: the loss, then (toggled on) the timeline drawn for a wide and a narrow screen, the embeddings
+    expected = {"data": 1, "pretraining": 4, "parameters": 2, "model": 4, "inference": 1, "interpretability": 5, "scale": 0}
     for page in PAGES:
         at.switch_page(page)
         at.run()
         ok(at)
         name = Path(page).stem
+        if name == "pretraining":
+            assert len(at.get("plotly_chart")) == 1  # the animations wait for their toggles
+            at.toggle(key="show_timeline").set_value(True).run()
+            at.toggle(key="show_embeddings").set_value(True).run()
+            ok(at)
         assert len(at.get("plotly_chart")) >= expected[name], (name, titles(at))
     # the scale page without benchmark results says how to produce them
     assert any("bench_ladder.py" in i.value for i in at.info) and any("bench_compress.py" in i.value for i in at.info)
@@ -255,7 +261,11 @@ def test_pretraining_replays_the_timeline(dash_run):
     at.select_slider[0].set_value(10).run()
     ok(at)
     assert "end 10" in html(at)
-    assert any(t.startswith("Watch it learn") for t in titles(at))
+    assert not any(t.startswith(("Watch it learn", "Token embeddings")) for t in titles(at))  # until asked for
+    at.toggle(key="show_timeline").set_value(True).run()
+    at.toggle(key="show_embeddings").set_value(True).run()
+    ok(at)
+    assert sum(t.startswith("Watch it learn") for t in titles(at)) == 2  # a wide and a narrow drawing
     assert any(t.startswith("Token embeddings") for t in titles(at))
 
 

@@ -6,6 +6,7 @@ plotted, escaped text. Nothing is timed.
 """
 
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from llmcore.errors import UserError
-from llmcore.viz.common import HIGHLIGHT_COLOUR, PROJECTOR_FONT_SIZE
+from llmcore.viz.common import HIGHLIGHT_COLOUR, NARROW_CELL_WRAP, PROJECTOR_FONT_SIZE
 
 
 @pytest.fixture(scope="module")
@@ -125,16 +126,22 @@ def test_timeline_figure_frames_slider_and_escaping():
     assert [f.name for f in fig.frames] == ["0", "10", "20"]
     assert [s.label for s in fig.layout.sliders[0].steps] == ["0", "10", "20"]
     assert fig.layout.updatemenus[0].buttons[0].label.endswith("Play")
-    cells = fig.frames[1].data[0].cells.values[1]
-    assert "&lt;script&gt;" in cells[0] and "<script>" not in cells[0]
-    assert "\u21b5<br>" in cells[1]  # a newline shows and breaks the line
+    cells = fig.frames[1].data[0].cells.values[0]  # one column: the prompt in grey, then the sample
+    assert "Once upon a time" in cells[0] and "&lt;script&gt;" in cells[0] and "<script>" not in cells[0]
+    assert 'a<span style="color:#999">\u21b5</span>b' in cells[1]  # a newline shows as a mark (early models write pages of them)
+    assert all(c.endswith("<br>") or "<br>" in c for c in cells)  # plotly never re-wraps (and breaks) the markup
+    heights = [fig.layout.height, timeline_figure(_timeline(), _metrics(), wrap=NARROW_CELL_WRAP).layout.height]
+    assert heights[1] > heights[0]  # a phone's narrower lines: a taller table, so no row scrolls out of sight
+    phone = timeline_figure([{"step": 0, "samples": {"p": " word" * 60}}], wrap=NARROW_CELL_WRAP)
+    lines = re.sub("<[^>]+>", "\n", phone.data[0].cells.values[0][0]).split("\n")
+    assert max(len(line) for line in lines) <= NARROW_CELL_WRAP
     assert fig.frames[2].data[1].x == (20,)  # the marker follows the step
     assert fig.frames[0].data[1].y[0] == pytest.approx(6.8)  # before the first metric: the first loss
     alone = timeline_figure(_timeline(), projector=True)
     assert len(alone.data) == 1 and len(alone.frames) == 3
     assert alone.layout.font.size == PROJECTOR_FONT_SIZE
     long = timeline_figure([{"step": 0, "samples": {"p": "x" * 500}}])
-    assert long.data[0].cells.values[1][0].count("<br>") >= 5  # a long run is wrapped
+    assert long.data[0].cells.values[0][0].count("<br>") >= 5  # a long run is wrapped
     for bad in ([], [{"no": "step"}], None):
         with pytest.raises(UserError):
             timeline_figure(bad)
@@ -146,7 +153,7 @@ def test_embedding_figure_animates_groups_on_fixed_axes():
     fig = embedding_figure(_timeline())
     assert len(fig.data) == 3 and len(fig.frames) == 3
     names = [t.name for t in fig.data]
-    assert names[0].startswith("word") and names[1].startswith("piece") and names[2].startswith("punct")
+    assert names == ["word", "word piece", "punctuation"]
     assert list(fig.data[0].text) == ["\u00b7the", "\u00b7a"]
     lo, hi = fig.layout.xaxis.range
     assert lo < -20 and hi > 20  # the range covers every frame

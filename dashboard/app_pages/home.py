@@ -171,9 +171,9 @@ def tour():
     st.subheader(f"Stage {st.session_state.tour + 1} of {len(STAGES)}: {STAGE_TITLES[stage]}")
     # Two drawings of the flowchart, one shown by the screen's width (CSS in state.BASE_CSS):
     # left to right on a wide screen, top to bottom on a phone, where a wide one shrinks to specks.
-    with st.container(key="flow_wide"):
+    with st.container(key="wide_flow"):
         st.mermaid_chart(flowchart(highlight=stage), alt=f"The flowchart, {STAGE_TITLES[stage]} lit")
-    with st.container(key="flow_tall"):
+    with st.container(key="narrow_flow"):
         st.mermaid_chart(flowchart(highlight=stage, direction="TD"), alt=f"The flowchart, {STAGE_TITLES[stage]} lit")
     st.markdown(f"> {NARRATION[stage]}")
     with state.guard():

@@ -69,7 +69,8 @@ with state.guard():
         st.html(token_html([(gen_prompt, -1)] + [(s.text, s.token_id) for s in done],
                            highlight=[0.0] + [s.prob for s in done], show_ids=False))
         st.text(gen_prompt + "".join(s.text for s in done))
-        state.chart(generation_figure(done, gen_prompt, projector=P), key="generation")
+        state.chart_by_width(lambda wrap: generation_figure(done, gen_prompt, projector=P, wrap=wrap),
+                             key="generation")
 
         st.subheader("Text in, text out")
         st.markdown("Every inference engine you will meet (llama.cpp, vLLM, Ollama, Groq, OpenAI) takes a request "

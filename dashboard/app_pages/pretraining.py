@@ -44,10 +44,15 @@ else:
         fig = loss_figure(metrics, projector=P)
         fig.add_vline(x=step, line_dash="dash", line_color="#888")
         state.chart(fig, key="replay_loss")
-    with st.expander("Play it as an animation"), state.guard():
-        state.chart(timeline_figure(timeline, metrics, projector=P), key="replay_timeline")
-    if any("embedding_2d" in r for r in timeline):
-        with st.expander("How the token embeddings arrange themselves"), state.guard():
+    # Toggles, not expanders: a plotly table drawn inside a closed expander measured its rows at
+    # zero width, and they overlapped once opened. Drawn only when asked for, each is laid out visible.
+    if st.toggle("Play it as an animation", key="show_timeline"):
+        with state.guard():
+            state.chart_by_width(lambda wrap: timeline_figure(timeline, metrics, projector=P, wrap=wrap),
+                                 key="replay_timeline")
+    if any("embedding_2d" in r for r in timeline) and st.toggle("How the token embeddings arrange themselves",
+                                                                 key="show_embeddings"):
+        with state.guard():
             state.chart(embedding_figure(timeline, projector=P), key="replay_embeddings")
 
 st.header("Train your own, here and now")

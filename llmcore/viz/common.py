@@ -74,6 +74,13 @@ PROJECTOR_FONT_SIZE = 24  # readable from the back row
 PROJECTOR_LINE_WIDTH = 4  # px; plotly's default is 2
 PROJECTOR_TITLE_CHARS = 60  # a projector title wraps after this many characters (plotly never wraps)
 HIGHLIGHT_COLOUR = OKABE_ITO["orange"]  # token chips at value 1.0
+# A plotly table cell never wraps its text, so the figures that show a model's writing in one
+# (the timeline, the generation) break its lines themselves, at a width that fits the figure:
+CELL_WRAP = 90  # characters per line at CELL_FONT_SIZE, a laptop's or a notebook's figure
+PROJECTOR_CELL_WRAP = 50  # ... at PROJECTOR_CELL_FONT_SIZE in projector mode
+NARROW_CELL_WRAP = 30  # ... in a phone-wide figure (about 330 px)
+TITLE_WRAP = 0.85  # the title's characters per line, for a cell wrap (its type is larger and proportional)
+CELL_FONT_SIZE, PROJECTOR_CELL_FONT_SIZE = 13, 20  # projector mode's theme does not reach a table's cells
 
 
 def apply_theme(fig: go.Figure, *, title: str | None = None, projector: bool = False) -> go.Figure:
@@ -104,8 +111,7 @@ def apply_theme(fig: go.Figure, *, title: str | None = None, projector: bool = F
     if projector and fig.layout.title.text and "<br>" not in fig.layout.title.text:
         fig.update_layout(title_text=wrap_text(fig.layout.title.text, PROJECTOR_TITLE_CHARS))
     # Room at the top only for a title; axes grow their own margins (automargin).
-    lines = (fig.layout.title.text or "").count("<br>") + 1
-    top = round(size * (4 + 1.6 * (lines - 1))) if fig.layout.title.text else round(size * 1.5)
+    top = title_room([fig.layout.title.text], projector=projector) if fig.layout.title.text else round(size * 1.5)
     fig.update_layout(margin={"l": 10, "r": 10, "t": top, "b": 10})
 
     axes = {
@@ -132,6 +138,13 @@ def apply_theme(fig: go.Figure, *, title: str | None = None, projector: bool = F
             if marker_size is None or (isinstance(marker_size, (int, float)) and marker_size < 10):
                 trace.marker.size = 10
     return fig
+
+
+def title_room(titles: list[str], *, projector: bool = False) -> int:
+    """Pixels above the plot for the tallest of `titles` (an animation's frames change its title)."""
+    size = PROJECTOR_FONT_SIZE if projector else FONT_SIZE
+    lines = max(t.count("<br>") + 1 for t in titles)
+    return round(size * (4 + 1.6 * (lines - 1)))
 
 
 def wrap_text(text: str, width: int) -> str:
@@ -241,7 +254,10 @@ def continuation_html(prompt: str, text: str, newest: str = "", *, newlines: str
     Escaped HTML; characters that print as nothing show as escapes (``\\x07``).
     newlines: "break" shows ↵ and starts a new line; "mark" shows a faint ↵ and goes on
     (an early model writes little but new lines: as breaks they make a page very tall).
-    width: break lines longer than this after a space (a plotly table cell does not wrap).
+    width: for a plotly table cell, which does not wrap: break lines longer than this after a
+    space (a marked new line counts as one character), and end with a line break if there is
+    none. Plotly re-wraps a cell without one by splitting the raw text at its spaces, tags
+    included, measured as text: a `<span style=...>` cut in two showed as letters.
 
     >>> continuation_html("Mia", " ran\\n", "!")
     '<span style="color:#888">Mia</span><b> ran↵<br><u>!</u></b>'
@@ -251,23 +267,27 @@ def continuation_html(prompt: str, text: str, newest: str = "", *, newlines: str
     new_line = "\u21b5<br>" if newlines == "break" else '<span style="color:#999">\u21b5</span>'
     column = 0  # where the next piece starts on its line, for wrapping
 
+    mark = "\0"  # a marked new line while wrapping (no printable text holds it)
+
     def show(s: str) -> str:
         nonlocal column
         s = "".join(ch if ch.isprintable() or ch == "\n" else ascii(ch)[1:-1] for ch in s)
-        lines = s.split("\n")
+        lines = s.split("\n") if newlines == "break" else [s.replace("\n", mark)]
         out = []
         for k, line in enumerate(lines):
             start = column if k == 0 else 0
-            parts = _wrap(line, width, first=width - start) if width and newlines == "break" else [line]
+            parts = _wrap(line, width, first=width - start) if width else [line]
             out.append("<br>".join(html.escape(part, quote=False) for part in parts))
             column = (start + len(line)) % width if width else 0
-        return new_line.join(out)
+        return new_line.join(out).replace(mark, new_line)
 
     grey = f'<span style="color:#888">{show(prompt)}</span>'
     if not text and not newest:
-        return grey
-    done = show(text)
-    return f"{grey}<b>{done}<u>{show(newest)}</u></b>" if newest else f"{grey}<b>{done}</b>"
+        out = grey
+    else:
+        done = show(text)
+        out = f"{grey}<b>{done}<u>{show(newest)}</u></b>" if newest else f"{grey}<b>{done}</b>"
+    return out + "<br>" if width and "<br>" not in out else out
 
 
 def _wrap(s: str, width: int, first: int | None = None) -> list[str]:

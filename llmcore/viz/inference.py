@@ -19,7 +19,9 @@ import html
 import math
 
 from llmcore.errors import UserError
-from llmcore.viz.common import HIGHLIGHT_COLOUR, MONO_FAMILY, OKABE_ITO, STAGE_COLOURS, apply_theme, continuation_html
+from llmcore.viz.common import (CELL_FONT_SIZE, CELL_WRAP, HIGHLIGHT_COLOUR, MONO_FAMILY, OKABE_ITO,
+                                PROJECTOR_CELL_FONT_SIZE, PROJECTOR_CELL_WRAP, STAGE_COLOURS, TITLE_WRAP, apply_theme,
+                                continuation_html, title_room, wrap_text)
 
 _SHOW = {" ": "\u00b7", "\n": "\u21b5", "\t": "\u2192"}
 BAR_COLOUR = OKABE_ITO["sky_blue"]
@@ -82,12 +84,14 @@ def next_token_figure(alternatives, chosen: str | None = None, *, title: str | N
     return apply_theme(fig, title=title, projector=projector)
 
 
-def generation_figure(steps, prompt: str, *, projector: bool = False):
+def generation_figure(steps, prompt: str, *, projector: bool = False, wrap: int | None = None):
     """The text growing one token per frame, with that token's probability bars.
 
     steps: the `llmcore.generate.Step`s of one generation (a list; each has `.text`,
     `.prob`, `.alternatives`). Two traces, the text (a table cell) and the bars; one
     frame per step, named by its index, with a slider and a play button.
+    wrap: characters per line of the text (a plotly table cell never wraps by itself):
+    `CELL_WRAP`, or `PROJECTOR_CELL_WRAP` in projector mode; `NARROW_CELL_WRAP` for a phone.
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -98,13 +102,24 @@ def generation_figure(steps, prompt: str, *, projector: bool = False):
     if not isinstance(prompt, str):
         raise UserError("the prompt must be text")
     n_alt = max(len(s.alternatives) for s in steps)
-    fig = make_subplots(rows=2, cols=1, row_heights=[0.35, 0.65], vertical_spacing=0.12,
+    wrap = wrap or (PROJECTOR_CELL_WRAP if projector else CELL_WRAP)
+    size = PROJECTOR_CELL_FONT_SIZE if projector else CELL_FONT_SIZE
+
+    def text(i):
+        return continuation_html(prompt, "".join(s.text for s in steps[:i]), steps[i].text, width=wrap)
+
+    # The table as tall as the whole text's lines (a shorter one scrolls and hid the newest token),
+    # the bars as tall as their rows, the gap between them for the table's last line and the axis.
+    table_px = round(size * (3.5 + 1.45 * (text(len(steps) - 1).count("<br>") + 1)))
+    bars_px, gap = round(size * 2.1 * (n_alt + 1)), round(size * 3)
+    fig = make_subplots(rows=2, cols=1, row_heights=[table_px, bars_px], vertical_spacing=gap / (table_px + gap + bars_px),
                         specs=[[{"type": "table"}], [{"type": "xy"}]])
 
     def cell(i):
-        return go.Table(header={"values": [f"token {i + 1} of {len(steps)}"], "align": "left", "fill_color": "#e8f5ef"},
-                        cells={"values": [[continuation_html(prompt, "".join(s.text for s in steps[:i]), steps[i].text, width=100)]], "align": "left",
-                               "font": {"family": MONO_FAMILY, "size": 14}, "fill_color": "#ffffff"})
+        return go.Table(header={"values": [f"token {i + 1} of {len(steps)}"], "align": "left", "fill_color": "#e8f5ef",
+                                "font": {"size": size + 1}},
+                        cells={"values": [[text(i)]], "align": "left", "font": {"family": MONO_FAMILY, "size": size},
+                               "fill_color": "#ffffff"})
 
     def bars(i):
         s = steps[i]
@@ -115,7 +130,7 @@ def generation_figure(steps, prompt: str, *, projector: bool = False):
 
     def title(i):
         s = steps[i]
-        return f"Token {i + 1}: the model drew {_label(s.text)} (p = {s.prob:.1%})"
+        return wrap_text(f"Token {i + 1}: the model drew {_label(s.text)} (p = {s.prob:.1%})", round(wrap * TITLE_WRAP))
 
     fig.add_trace(cell(0), row=1, col=1)
     fig.add_trace(bars(0), row=2, col=1)
@@ -123,15 +138,16 @@ def generation_figure(steps, prompt: str, *, projector: bool = False):
                   for i in range(len(steps))]
     from llmcore.viz.training import _animation
 
-    _animation(fig, [str(i) for i in range(len(steps))], prefix="token ", redraw=True, duration=500)
-    for i, step in enumerate(fig.layout.sliders[0].steps):  # show tokens counted from 1
-        step.label = str(i + 1)
     top = max([p for s in steps for _, p in s.alternatives] + [s.prob for s in steps])
     fig.update_xaxes(title="probability", range=[0, min(1.05, top * 1.3 + 0.02)], tickformat=".0%", row=2, col=1)
     fig.update_yaxes(autorange="reversed", tickfont={"family": MONO_FAMILY}, row=2, col=1)
-    fig.update_layout(height=420 + 28 * (n_alt + 1), showlegend=False)
+    fig.update_layout(showlegend=False)
     apply_theme(fig, title=title(0), projector=projector)
-    fig.update_layout(margin={"b": 140})
+    fig.update_layout(margin={"t": title_room([f.layout.title.text for f in fig.frames], projector=projector)})
+    _animation(fig, [str(i) for i in range(len(steps))], prefix="token ", redraw=True, duration=500, projector=projector)
+    for i, step in enumerate(fig.layout.sliders[0].steps):  # show tokens counted from 1
+        step.label = str(i + 1)
+    fig.update_layout(height=fig.layout.margin.t + table_px + gap + bars_px + fig.layout.margin.b)
     return fig
 
 

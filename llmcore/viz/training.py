@@ -14,11 +14,12 @@ Builders return a plotly `go.Figure` and never show it.
 
 from __future__ import annotations
 
-import html
 import math
 
 from llmcore.errors import UserError
-from llmcore.viz.common import MONO_FAMILY, OKABE_ITO, apply_theme, continuation_html
+from llmcore.viz.common import (CELL_FONT_SIZE, CELL_WRAP, FONT_SIZE, MONO_FAMILY, OKABE_ITO, PROJECTOR_CELL_FONT_SIZE,
+                                PROJECTOR_CELL_WRAP, PROJECTOR_FONT_SIZE, TITLE_WRAP, apply_theme, continuation_html,
+                                title_room, wrap_text)
 
 _SHOW = {" ": "\u00b7", "\n": "\u21b5", "\t": "\u2192"}
 
@@ -63,8 +64,10 @@ def loss_figure(metrics: list[dict], *, projector: bool = False):
         yaxis={"title": "loss (nats per token)", "rangemode": "tozero"},
         yaxis2={"title": "bits per byte", "overlaying": "y", "side": "right", "rangemode": "tozero", "showgrid": False,
                 "tickmode": "auto", "nticks": 6, "tickformat": ".2f"},
-        legend={"orientation": "h", "y": -0.25},
-        height=380,
+        # In the plot's top-right corner, which a falling loss leaves empty: below the plot it ran
+        # into the x axis's title in projector mode's type.
+        legend={"x": 0.99, "xanchor": "right", "y": 0.99, "yanchor": "top", "bgcolor": "rgba(255,255,255,0.8)"},
+        height=460 if projector else 380,
     )
     title = "Loss while training"
     if not rows:
@@ -85,31 +88,43 @@ def _check_timeline(timeline) -> list[dict]:
     return sorted(rows, key=lambda r: r["step"])
 
 
-def _animation(fig, labels: list[str], *, prefix: str, redraw: bool, duration: int = 700):
-    """A play/pause button and a slider over the frames named `labels`."""
+def _animation(fig, labels: list[str], *, prefix: str, redraw: bool, duration: int = 700, projector: bool = False):
+    """A play/pause button and, on its own row below them, a slider over the frames named `labels`.
+
+    One row each, so the two never overlap on a narrow figure (on a phone the slider
+    beside the buttons ran under them), spaced for the figure's type size. Sets the
+    bottom margin that holds them; call after `apply_theme`.
+    """
+    size = PROJECTOR_FONT_SIZE if projector else FONT_SIZE
+    buttons_at = round(size * 4.5)  # below the x axis's numbers and title
+    slider_at = buttons_at + round(size * 3.5)
     args_play = [None, {"frame": {"duration": duration, "redraw": redraw}, "fromcurrent": True,
                         "transition": {"duration": 0 if redraw else 300}}]
     args_pause = [[None], {"frame": {"duration": 0, "redraw": redraw}, "mode": "immediate"}]
     fig.update_layout(
         updatemenus=[{"type": "buttons", "showactive": False, "x": 0, "y": 0, "xanchor": "left", "yanchor": "top",
-                      "direction": "left", "pad": {"t": 75},
+                      "direction": "left", "pad": {"t": buttons_at},
                       "buttons": [{"label": "\u25b6 Play", "method": "animate", "args": args_play},
                                   {"label": "\u275a\u275a Pause", "method": "animate", "args": args_pause}]}],
-        sliders=[{"active": 0, "x": 0.24, "len": 0.76, "y": 0, "yanchor": "top", "pad": {"t": 60},
+        sliders=[{"active": 0, "x": 0, "len": 1, "y": 0, "yanchor": "top", "pad": {"t": slider_at},
                   "currentvalue": {"prefix": prefix, "xanchor": "right"},
                   "steps": [{"label": lab, "method": "animate",
                              "args": [[lab], {"frame": {"duration": 0, "redraw": redraw}, "mode": "immediate",
                                               "transition": {"duration": 0}}]} for lab in labels]}],
+        margin={"b": slider_at + round(size * 5)},  # the slider's current value, track and labels
     )
 
 
-def timeline_figure(timeline: list[dict], metrics: list[dict] | None = None, *, projector: bool = False):
+def timeline_figure(timeline: list[dict], metrics: list[dict] | None = None, *, projector: bool = False,
+                    wrap: int | None = None):
     """"Watch it learn": the samples at each timeline step as frames, with a slider and play button.
 
     timeline: rows of timeline.jsonl, {"step", "tokens_seen", "samples": {prompt: text}}.
     metrics: optional metrics rows; then a loss curve sits below the samples with a
     marker on the frame's step. Traces: the samples table (+ loss line and marker).
     One frame per timeline row, named by its step.
+    wrap: characters per line of a sample (a plotly table cell never wraps by itself):
+    `CELL_WRAP`, or `PROJECTOR_CELL_WRAP` in projector mode; `NARROW_CELL_WRAP` for a phone.
     """
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -119,24 +134,35 @@ def timeline_figure(timeline: list[dict], metrics: list[dict] | None = None, *, 
     loss_pts = [(r["step"], _number(r, "loss")) for r in (metrics or []) if isinstance(r, dict)
                 and isinstance(r.get("step"), int) and _number(r, "loss") is not None]
 
-    def table(row):
+    wrap = wrap or (PROJECTOR_CELL_WRAP if projector else CELL_WRAP)
+    size = PROJECTOR_CELL_FONT_SIZE if projector else CELL_FONT_SIZE
+
+    def cells(row):  # one per prompt: the prompt in grey, then what the model writes in bold
         samples = row.get("samples") or {}
+        return [continuation_html(p, str(samples.get(p, "")), newlines="mark", width=wrap) for p in prompts]
+
+    def table(row):
         return go.Table(
-            columnwidth=[1, 5],
-            header={"values": ["prompt", f"what the model writes at step {row['step']:,}"], "align": "left",
-                    "fill_color": "#e8eef6", "font": {"size": 14}},
-            cells={"values": [[html.escape(repr(p)) for p in prompts],
-                              [continuation_html(p, str(samples.get(p, "")), width=90) for p in prompts]],
-                   "align": "left", "height": 30, "fill_color": "#ffffff",
-                   "font": {"family": MONO_FAMILY, "size": 13}},
+            header={"values": [f"what the model writes at step {row['step']:,} (the prompt in grey)"],
+                    "align": "left", "fill_color": "#e8eef6", "font": {"size": size + 1}},
+            cells={"values": [cells(row)], "align": "left", "height": round(size * 2.3), "fill_color": "#ffffff",
+                   "font": {"family": MONO_FAMILY, "size": size}},
         )
+
+    # Tall enough for the longest frame's lines: a table shorter than its text scrolls, and
+    # in an animation only its first rows showed.
+    lines = max(sum(c.count("<br>") + 1 for c in cells(r)) for r in rows)
+    table_px = round(size * (2.3 + 1.2 * len(prompts) + 1.45 * lines))
+    loss_px = round(size * 12) if loss_pts else 0
 
     def loss_at(step):  # the last logged loss at or before `step` (the first one before any)
         before = [v for s, v in loss_pts if s <= step]
         return before[-1] if before else loss_pts[0][1]
 
     if loss_pts:
-        fig = make_subplots(rows=2, cols=1, row_heights=[0.62, 0.38], vertical_spacing=0.1,
+        gap = round(size * 3)  # between the table and the loss plot, in pixels
+        fig = make_subplots(rows=2, cols=1, row_heights=[table_px, loss_px],
+                            vertical_spacing=gap / (table_px + gap + loss_px),
                             specs=[[{"type": "table"}], [{"type": "xy"}]])
         fig.add_trace(table(rows[0]), row=1, col=1)
         fig.add_trace(go.Scatter(x=[s for s, _ in loss_pts], y=[v for _, v in loss_pts], mode="lines",
@@ -150,34 +176,37 @@ def timeline_figure(timeline: list[dict], metrics: list[dict] | None = None, *, 
     else:
         fig = go.Figure(table(rows[0]))
 
+    def title(row):
+        seen = row.get("tokens_seen")
+        sub = f" after {seen:,} tokens" if isinstance(seen, int) else ""
+        return wrap_text(f"Watch it learn: step {row['step']:,}{sub}", round(wrap * TITLE_WRAP))
+
     frames = []
     for r in rows:
         data, traces = [table(r)], [0]
         if loss_pts:
             data.append(go.Scatter(x=[r["step"]], y=[loss_at(r["step"])]))
             traces.append(2)
-        seen = r.get("tokens_seen")
-        sub = f" after {seen:,} tokens" if isinstance(seen, int) else ""
-        frames.append(go.Frame(data=data, traces=traces, name=str(r["step"]),
-                               layout={"title": {"text": f"Watch it learn: step {r['step']:,}{sub}"}}))
+        frames.append(go.Frame(data=data, traces=traces, name=str(r["step"]), layout={"title": {"text": title(r)}}))
     fig.frames = frames
-    _animation(fig, [str(r["step"]) for r in rows], prefix="step ", redraw=True, duration=900)
-    fig.update_layout(height=620 if loss_pts else 420, showlegend=False)
-    apply_theme(fig, title=f"Watch it learn: step {rows[0]['step']:,}", projector=projector)
-    fig.update_layout(margin={"b": 140})
+    fig.update_layout(showlegend=False)
+    apply_theme(fig, title=title(rows[0]), projector=projector)
+    fig.update_layout(margin={"t": title_room([f.layout.title.text for f in frames], projector=projector)})
+    _animation(fig, [str(r["step"]) for r in rows], prefix="step ", redraw=True, duration=900, projector=projector)
+    fig.update_layout(height=fig.layout.margin.t + table_px + (gap + loss_px if loss_pts else 0) + fig.layout.margin.b)
     return fig
 
 
 def _token_group(token: str) -> str:
     """Which kind of token: a whole word (leading space), a piece of a word, or punctuation/space."""
     if token[:1] == " " and token[1:2].isalnum():
-        return "word (starts with a space)"
+        return "word"
     if token[:1].isalnum():
-        return "piece of a word"
-    return "punctuation or space"
+        return "word piece"
+    return "punctuation"
 
 
-_GROUPS = ("word (starts with a space)", "piece of a word", "punctuation or space")
+_GROUPS = ("word", "word piece", "punctuation")  # short: the legend fits one row on a phone
 _GROUP_COLOURS = (OKABE_ITO["blue"], OKABE_ITO["orange"], OKABE_ITO["bluish_green"])
 
 
@@ -214,14 +243,13 @@ def embedding_figure(timeline: list[dict], *, projector: bool = False):
     fig = go.Figure(traces(rows[0]))
     fig.frames = [go.Frame(data=traces(r), traces=[0, 1, 2], name=str(r["step"]),
                            layout={"title": {"text": f"Token embeddings at step {r['step']:,}"}}) for r in rows]
-    _animation(fig, [str(r["step"]) for r in rows], prefix="step ", redraw=False, duration=800)
     fig.update_xaxes(range=[min(xs) - pad_x, max(xs) + pad_x], title="principal component 1", zeroline=False)
     fig.update_yaxes(range=[min(ys) - pad_y, max(ys) + pad_y], title="principal component 2", zeroline=False)
-    fig.update_layout(height=600)
+    fig.update_layout(height=760 if projector else 600)  # room for the plot under large type's margins
     apply_theme(fig, title=f"Token embeddings at step {rows[0]['step']:,}", projector=projector)
-    fig.update_layout(margin={"b": 140})
-    if projector:  # large type: the legend goes in a row above the plot, where it can wrap, not off the side,
-        # and the right margin keeps room for the last tick and slider label the legend used to make
-        fig.update_layout(legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"},
-                          margin={"r": 60})
+    _animation(fig, [str(r["step"]) for r in rows], prefix="step ", redraw=False, duration=800, projector=projector)
+    # The legend in the plot's top-left corner, on a faint white card: at the side it took half a
+    # phone's width, and in a row above the plot it wrapped into the title on a phone.
+    fig.update_layout(legend={"x": 0.01, "xanchor": "left", "y": 0.99, "yanchor": "top",
+                              "bgcolor": "rgba(255,255,255,0.8)"}, margin={"r": 20})
     return fig
