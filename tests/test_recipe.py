@@ -112,10 +112,14 @@ def test_the_benchmark_readme_quotes_the_recipe_run():
     for t in rows.values():
         plain, full, half = t["plain_final_val_loss"], t["llmcore_final_val_loss"], t["llmcore_half_budget_final_val_loss"]
         assert f"{plain:.3f} vs {full:.3f} / {half:.3f}" in readme, t["text"]
-    assert "in 55 / 49 / 35 / 45 s" in readme and [round(rows[k]["llmcore_seconds_to_plain_final_loss"]) for k in
-                                                    ("vim-manual", "storyworld", "python-docs", "vim-manual-bpe")] == [55, 49, 35, 45]
+    seconds = [round(rows[k]["llmcore_seconds_to_plain_final_loss"])
+               for k in ("vim-manual", "storyworld", "python-docs", "vim-manual-bpe")]
+    assert f"in {' / '.join(map(str, seconds))} s" in readme
     met = sum(t["goal_half_time_met"] for t in rows.values())
-    assert f"met on {met} of {len(rows)}" in readme and not rows["python-docs"]["goal_half_time_met"]
+    assert f"met on {met} of {len(rows)}" in readme
+    docs = rows["python-docs"]  # the one text where half the time picks another model: both are quoted
+    assert docs["llmcore_half_budget_preset"] == "nano" and docs["pick"]["preset"] == "micro"
+    assert f"Micro itself, trained for 45 s, ends at {docs['llmcore_half_budget_same_model_final_val_loss']:.3f}" in readme
     tricks = {r["name"]: r["final_val_loss"] for r in rows["vim-manual"]["runs"]}
     for name, phrase in (("llmcore batch 24", "batch 24 {:.3f}"), ("llmcore no decay on W_E", "no decay on W_E {:.3f}"),
                          ("llmcore z-loss 1e-4", "z-loss 1e-4 {:.3f}"), ("llmcore bf16 autocast", "autocast {:.3f}")):
