@@ -4,7 +4,8 @@ Models and SAEs load once per process with `st.cache_resource` (keyed by the fil
 path and modification time, so a rebuilt asset is picked up) and are never mutated:
 every hooked run goes through llmcore, which holds the model's lock. Data (JSON-able
 results) is cached with `st.cache_data(max_entries=...)` so memory stays bounded, and
-results keyed by what a visitor typed also expire (VISITOR_TTL). A visitor's own trained
+results keyed by what a visitor typed (`visitor_cache`) also expire (VISITOR_TTL) and are
+forgotten once the last visitor has gone. A visitor's own trained
 run is keyed by its private folder, so no cache hands one visitor's model or text to another.
 All computing happens in llmcore; nothing here does more than choose and cache.
 """
@@ -31,6 +32,21 @@ GENERATE_SECONDS = 30  # a generation on the Inference page stops after this (it
 VISITOR_TTL = 3600  # s: cached results of what visitors typed are dropped after an hour (and past max_entries)
 PAGES: dict[str, object] = {}  # stage -> st.Page, filled by streamlit_app.py on every run
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"  # measured JSON, if benchmarks ran
+
+
+_VISITOR_CACHES: dict = {}  # "module.name" -> its visitor_cache function, cleared once no visitor is left
+
+
+def visitor_cache(max_entries: int, show_spinner=False):
+    """`st.cache_data` for results keyed by what a visitor typed: at most `max_entries`, each
+    dropped after VISITOR_TTL, and all of them forgotten once the server has no visitors left
+    (`_trim_while_idle`): a class's prompts and generations need not outlive the class.
+    (A page defines its cached functions again on every run: one entry per name, the latest.)"""
+    def wrap(fn):
+        cached = st.cache_data(max_entries=max_entries, ttl=VISITOR_TTL, show_spinner=show_spinner)(fn)
+        _VISITOR_CACHES[f"{fn.__module__}.{fn.__qualname__}"] = cached
+        return cached
+    return wrap
 
 
 def shipped_name() -> str:
@@ -138,8 +154,38 @@ def _trim_while_idle():
     libc = _libc()
     while libc is not None:
         time.sleep(IDLE_TRIM)
+        tidy()
         gc.collect()  # closed sessions hold cycles; with no allocations, nothing else would collect them
         libc.malloc_trim(0)
+
+
+def tidy() -> bool:
+    """Reap the sessions Streamlit kept past their two minutes; with no visitor left, clear the
+    visitor caches. -> whether they were cleared."""
+    if _visitors() != 0:
+        return False
+    for cached in list(_VISITOR_CACHES.values()):
+        cached.clear()
+    return True
+
+
+def _visitors() -> int | None:
+    """Sessions the server holds, open or kept for a reconnect (None: Streamlit's runtime is not there).
+
+    Streamlit keeps a closed tab's session two minutes for a reconnect and drops it only when
+    it next stores another, so after the last visitor the class's sessions would stay: counting
+    the stored ones reaps those past their two minutes. (The session manager and its storage
+    are Streamlit internals, with no public count; if they move, nothing is reaped or cleared.)
+    """
+    try:
+        from streamlit.runtime import Runtime
+
+        manager = Runtime.instance()._session_mgr
+        with getattr(manager, "_storage_lock", contextlib.nullcontext()):  # Streamlit's own lock for it
+            stored = len(manager._session_storage._cache)  # len() reaps the expired entries
+        return len(manager.list_active_sessions()) + stored
+    except Exception:  # noqa: BLE001 - an internal that moved: keep everything, as Streamlit would
+        return None
 
 
 limit_malloc_arenas()
@@ -502,7 +548,7 @@ blockquote p { font-size: 1.4rem !important; }
 """
 
 
-@st.cache_data(max_entries=64, ttl=VISITOR_TTL, show_spinner=False)
+@visitor_cache(max_entries=64)
 def generation(_run, key: str, prompt: str, temperature: float, top_k: int, top_p: float, max_new_tokens: int,
                seed: int) -> list:
     """The `llmcore.generate.Step`s of one generation (cached: same settings, same text)."""
@@ -512,7 +558,7 @@ def generation(_run, key: str, prompt: str, temperature: float, top_k: int, top_
     return list(steps(_run.model, _run.tokenizer, prompt, s))
 
 
-@st.cache_data(max_entries=32, ttl=VISITOR_TTL, show_spinner=False)
+@visitor_cache(max_entries=32)
 def feature_text(_run, _sae, key: str, text: str, feature: int) -> tuple[list, list[float]]:
     """`llmcore.interpret.features.feature_on_text`, cached per (run, text, feature)."""
     from llmcore.interpret.features import feature_on_text
@@ -520,7 +566,7 @@ def feature_text(_run, _sae, key: str, text: str, feature: int) -> tuple[list, l
     return feature_on_text(_run, _sae, text, feature)
 
 
-@st.cache_data(max_entries=32, ttl=VISITOR_TTL, show_spinner=False)
+@visitor_cache(max_entries=32)
 def word_feature(_run, _sae, key: str, text: str, word: str, exclude: int) -> tuple[int, list, list[float]] | None:
     """`llmcore.interpret.features.word_feature` (feature absorption), cached per (run, text, word)."""
     from llmcore.interpret.features import word_feature
@@ -528,7 +574,7 @@ def word_feature(_run, _sae, key: str, text: str, word: str, exclude: int) -> tu
     return word_feature(_run, _sae, text, word, exclude)
 
 
-@st.cache_data(max_entries=16, ttl=VISITOR_TTL, show_spinner="Running the prompt through the model\u2026")
+@visitor_cache(max_entries=32, show_spinner="Running the prompt through the model\u2026")
 def forward_walk(_run, key: str, prompt: str, layer: int, head: int):
     """llmcore.forward.walk, once per (run, prompt, layer, head): the Model stage's step-through."""
     from llmcore.forward import walk
@@ -536,7 +582,7 @@ def forward_walk(_run, key: str, prompt: str, layer: int, head: int):
     return walk(_run.model, _run.tokenizer, prompt, layer=layer, head=head)
 
 
-@st.cache_data(max_entries=64, ttl=VISITOR_TTL, show_spinner=False)
+@visitor_cache(max_entries=64)
 def model_word(_run, key: str, context: str) -> tuple[str, str, float]:
     """llmcore.guess.model_word, once per (run, context)."""
     from llmcore.guess import model_word
@@ -544,7 +590,7 @@ def model_word(_run, key: str, context: str) -> tuple[str, str, float]:
     return model_word(_run.model, _run.tokenizer, context)
 
 
-@st.cache_data(max_entries=64, ttl=VISITOR_TTL, show_spinner=False)
+@visitor_cache(max_entries=64)
 def guess_round(_tokenizer, tokenizer_key: str, text: str, seed: int) -> tuple[str, str]:
     """llmcore.guess.round_from, once per (tokenizer, text, seed)."""
     from llmcore.guess import round_from

@@ -977,3 +977,25 @@ def test_a_generation_stops_at_its_time_limit(dash_run, monkeypatch):
     assert any("Stopped after -1 seconds (1 tokens)" in i.value for i in at.info)
     prompt, done, _ = at.session_state["generated"]
     assert len(done) == 1
+
+
+def test_visitor_caches_are_forgotten_once_the_last_visitor_leaves(monkeypatch):
+    """A class's prompts and generations do not outlive the class: tidy() clears them with no session left."""
+    import state
+
+    calls = []
+
+    @state.visitor_cache(max_entries=4)
+    def shout(text: str) -> str:
+        calls.append(text)
+        return text.upper()
+
+    assert shout("mia") == "MIA" and shout("mia") == "MIA" and calls == ["mia"]  # cached
+    assert state._visitors() is None  # no Streamlit runtime in this process: nothing is cleared
+    assert not state.tidy() and shout("mia") == "MIA" and calls == ["mia"]
+    monkeypatch.setattr(state, "_visitors", lambda: 2)  # visitors still here: kept
+    assert not state.tidy() and shout("mia") == "MIA" and calls == ["mia"]
+    monkeypatch.setattr(state, "_visitors", lambda: 0)  # the last one left: forgotten
+    assert state.tidy() and shout("mia") == "MIA" and calls == ["mia", "mia"]
+    assert any(name.endswith("<locals>.shout") for name in state._VISITOR_CACHES)
+    shout.clear()

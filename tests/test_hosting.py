@@ -289,6 +289,9 @@ def test_the_guide_shows_what_the_files_hold():
 
 # --- memory and fairness: the guide's numbers are the benchmark's ----------------------------------
 
+FIRST_TRAINING = "+ the first training: a torch optimizer imports torch's compiler (torch._dynamo, sympy), once"
+
+
 def memory_result() -> dict:
     return json.loads((ROOT / "benchmarks" / "results" / "memory.json").read_text())
 
@@ -296,15 +299,19 @@ def memory_result() -> dict:
 def test_the_memory_benchmark_met_its_goals():
     """benchmarks/bench_memory.py's committed run: warm < 400 MB, 12 visitors and a training < 690 MB, no error."""
     m = memory_result()
-    assert m["goals_met"] == {"warm": True, "class_12": True, "no_errors": True}, m["goals_met"]
+    assert m["goals_met"] == {"warm": True, "class_12": True, "after_near_baseline": True, "no_errors": True}, \
+        m["goals_met"]
     assert m["warm_mb"] < 400 and m["class_12"]["peak_mb"] < 690 and not m["errors"]
     # the fair queue, seen by real sessions: the first trains, the next two are told their place
     assert m["class_30"]["places_shown"][1:] == ["waiting for your turn: 1 ahead of you",
                                                  "waiting for your turn: 2 ahead of you"]
     first, second, third = m["class_30"]["training_ended"]
     assert "cancelled before it started" in third and "cancelled" not in second  # the third left, the second trained
-    # once everyone has gone, memory stops growing (it does not come all the way back: docs/hosting.md)
+    # once everyone has gone, memory comes back near the baseline of a server that has trained once
+    # (the first training imports torch's compiler for good: docs/hosting.md), without a next visitor
     assert m["idle_mb"] <= m["class_30"]["peak_mb"] and m["after_mb"] <= m["idle_mb"] + 10
+    assert m["warm_mb"] < m["trained_once_mb"] <= m["after_mb"] < m["trained_once_mb"] + 40
+    assert m["idle_mb"] < m["trained_once_mb"] + 40  # the expired sessions were reaped before anyone came
     for r in m["priority"].values():  # others' generation was timed alone and beside a training that finished
         assert len(r["generate_alone_s"]) == len(r["generate_while_training_s"]) >= 3 and not r["errors"]
         assert r["training_ended"].startswith("step ") and ("done" in r["training_ended"] or "cap" in r["training_ended"])
@@ -326,6 +333,8 @@ def test_the_guide_and_architecture_quote_the_memory_benchmark():
         mb(steps["+ the shipped run (model, tokenizer)"]["rss_mb"]), mb(pandas["added_mb"]), mb(tl["added_mb"]),
         f"{tl['seconds']:.1f} s", f"{m['cold_start_s']:.1f} s",
         mb(m["warm_mb"]), mb(m["class_12"]["peak_mb"]), mb(m["class_30"]["peak_mb"]), mb(m["idle_mb"]), mb(m["after_mb"]),
+        mb(m["trained_once_mb"]), f"within {mb(m['after_mb'] - m['trained_once_mb'])} of it",
+        f"compiler when it is made ({mb(steps[FIRST_TRAINING]['added_mb'])}, once)",
     ]
     for name in ("normal", "low (shipped)"):
         r = m["priority"][name]
@@ -335,3 +344,5 @@ def test_the_guide_and_architecture_quote_the_memory_benchmark():
     architecture = (ROOT / "docs" / "architecture.md").read_text()
     assert f"{mb(tl['added_mb'])} and {tl['seconds']:.1f} s" in architecture
     assert f"569 MB to {mb(m['warm_mb'])}" in architecture
+    assert f"about {mb(steps[FIRST_TRAINING]['added_mb'])}, once per process" in architecture
+    assert f"torch alone adds {mb(steps['+ torch']['added_mb'])}" in architecture

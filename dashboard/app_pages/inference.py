@@ -20,7 +20,7 @@ run = state.current_run()
 P = state.projector()
 
 
-@st.cache_data(max_entries=8, ttl=state.VISITOR_TTL, show_spinner=False)
+@state.visitor_cache(max_entries=8)
 def served(_run, key: str, request: str) -> dict:
     """The server's answer to a request (JSON text), once per request: every slider move reruns the page."""
     return complete(_run, json.loads(request))

@@ -3,7 +3,7 @@
 import state
 import streamlit as st
 
-from llmcore.forward import MAX_WALK_TOKENS, encode_walk_prompt, walk
+from llmcore.forward import MAX_WALK_TOKENS, encode_walk_prompt
 from llmcore.viz.common import token_html
 from llmcore.viz.inference import next_token_figure
 from llmcore.viz.model import architecture_figure, step_figure, stream_figure
@@ -18,12 +18,6 @@ st.markdown("The file of parameters is the model's brain; here is the body it fi
 run = state.current_run()
 cfg = run.model.cfg
 P = state.projector()
-
-
-@st.cache_data(max_entries=32, show_spinner="Running the prompt through the model\u2026")
-def forward_walk(_run, key: str, prompt: str, layer: int, head: int):
-    """llmcore.forward.walk, once per (run, prompt, layer, head)."""
-    return walk(_run.model, _run.tokenizer, prompt, layer=layer, head=head)
 
 
 # A run with fewer layers or heads (the visitor's own) keeps the pickers in range.
@@ -46,7 +40,7 @@ def move(by: int, n: int):
 
 with state.guard():
     encode_walk_prompt(run.tokenizer, prompt, cfg.n_ctx)  # a one-line message for empty, too long, not text
-    w = forward_walk(run, state.run_key(run), prompt, layer, head)
+    w = state.forward_walk(run, state.run_key(run), prompt, layer, head)
     n = len(w.steps)
     st.markdown(f"Your prompt as the model sees it, **{len(w.token_ids)} tokens** (the small number is each "
                 "token's id):")

@@ -19,9 +19,21 @@ import html
 import math
 
 from llmcore.errors import UserError
-from llmcore.viz.common import (CELL_FONT_SIZE, CELL_WRAP, HIGHLIGHT_COLOUR, MONO_FAMILY, OKABE_ITO,
-                                PROJECTOR_CELL_FONT_SIZE, PROJECTOR_CELL_WRAP, STAGE_COLOURS, TITLE_WRAP, apply_theme,
-                                continuation_html, title_room, wrap_text)
+from llmcore.viz.common import (
+    CELL_FONT_SIZE,
+    CELL_WRAP,
+    HIGHLIGHT_COLOUR,
+    MONO_FAMILY,
+    OKABE_ITO,
+    PROJECTOR_CELL_FONT_SIZE,
+    PROJECTOR_CELL_WRAP,
+    STAGE_COLOURS,
+    TITLE_WRAP,
+    apply_theme,
+    continuation_html,
+    title_room,
+    wrap_text,
+)
 
 _SHOW = {" ": "\u00b7", "\n": "\u21b5", "\t": "\u2192"}
 BAR_COLOUR = OKABE_ITO["sky_blue"]

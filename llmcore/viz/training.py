@@ -17,9 +17,21 @@ from __future__ import annotations
 import math
 
 from llmcore.errors import UserError
-from llmcore.viz.common import (CELL_FONT_SIZE, CELL_WRAP, FONT_SIZE, MONO_FAMILY, OKABE_ITO, PROJECTOR_CELL_FONT_SIZE,
-                                PROJECTOR_CELL_WRAP, PROJECTOR_FONT_SIZE, TITLE_WRAP, apply_theme, continuation_html,
-                                title_room, wrap_text)
+from llmcore.viz.common import (
+    CELL_FONT_SIZE,
+    CELL_WRAP,
+    FONT_SIZE,
+    MONO_FAMILY,
+    OKABE_ITO,
+    PROJECTOR_CELL_FONT_SIZE,
+    PROJECTOR_CELL_WRAP,
+    PROJECTOR_FONT_SIZE,
+    TITLE_WRAP,
+    apply_theme,
+    continuation_html,
+    title_room,
+    wrap_text,
+)
 
 _SHOW = {" ": "\u00b7", "\n": "\u21b5", "\t": "\u2192"}
 
