@@ -28,7 +28,14 @@ does at most --max-actions, and the whole run has a hard deadline. All traffic s
 of another host is counted, and fails).
 
     .venv/bin/python scripts/soak_dashboard.py                         # 30 sessions (a class), 3 minutes
+    .venv/bin/python scripts/soak_dashboard.py --one-context           # the same as tabs of one browser context
     .venv/bin/python scripts/soak_dashboard.py --sessions 8 --minutes 2
+
+On a 2-core machine that also runs the server, 30 separate contexts each parse Streamlit's
+JavaScript themselves, and the browsers, not the server, run out of CPU: pages then time out
+before they open (13 of 30 did). With --one-context the sessions are tabs of one context
+that share its HTTP and code caches; each tab is still its own Streamlit session, as each
+student's browser is (benchmarks/results/soak_dashboard.json is such a run).
 
 Needs /usr/bin/chromium and Playwright (scripts/setup.sh). Prints a summary and writes
 benchmarks/results/soak_dashboard.json (with the machine it ran on). Exits 1 when any
@@ -62,6 +69,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {HOST}"]
 BUSY = '[data-testid="stStatusWidget"], [data-testid="stSpinner"]'
 ACTION_TIMEOUT = 120.0  # s: one action (a click and the script run it causes) must end by then
+VIEWPORT = {"width": 1300, "height": 1000}
 MB = 1024 * 1024
 
 # page -> (sidebar link text, how its h1 starts; "=" means the h1 is exactly that)
@@ -255,10 +263,13 @@ class Visitor:
     # -- plumbing --
 
     async def open(self):
-        self.context = await self.soak.browser.new_context(viewport={"width": 1300, "height": 1000})
-        self.context.set_default_timeout(ACTION_TIMEOUT * 1000)  # a busy machine is slow, not broken
-        self.context.set_default_navigation_timeout(ACTION_TIMEOUT * 1000)
-        self.page = await self.context.new_page()
+        if self.soak.shared is not None:  # --one-context: a tab of the one shared context
+            self.page = await self.soak.shared.new_page()
+        else:
+            self.context = await self.soak.browser.new_context(viewport=VIEWPORT)
+            self.context.set_default_timeout(ACTION_TIMEOUT * 1000)  # a busy machine is slow, not broken
+            self.context.set_default_navigation_timeout(ACTION_TIMEOUT * 1000)
+            self.page = await self.context.new_page()
         self.page.on("request", self._request)
         self.runs = Runs(self.page)
         await self.act("open", lambda: self.page.goto(self.soak.url), page="home")
@@ -273,6 +284,8 @@ class Visitor:
         if self.context is not None:
             await self.context.close()
             self.context = None
+        elif self.page is not None and not self.page.is_closed():
+            await self.page.close()  # a tab of the shared context: closing it ends this visitor's session
 
     async def quiet(self, calm: float = 0.3, timeout: float = 30.0):
         """Wait until no 'Running...' widget and no spinner has shown for `calm` s."""
@@ -552,6 +565,7 @@ class Soak:
 
     def __init__(self, args, browser, url: str):
         self.browser, self.url, self.seed = browser, url, args.seed
+        self.shared = None  # with --one-context: the context every session is a tab of
         self.max_actions, self.train_steps = args.max_actions, args.train_steps
         self.think = (args.think_min, args.think_max)
         self.rows: list[dict] = []
@@ -589,6 +603,10 @@ async def drive(args, url: str, sampler: RssSampler) -> Soak:
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         soak = Soak(args, browser, url)
+        if args.one_context:
+            soak.shared = await browser.new_context(viewport=VIEWPORT)
+            soak.shared.set_default_timeout(ACTION_TIMEOUT * 1000)
+            soak.shared.set_default_navigation_timeout(ACTION_TIMEOUT * 1000)
         try:
             sampler.phase = "warm-up"
             warm, t_warm = Visitor(soak, -1, trainer=False), time.monotonic()
@@ -671,7 +689,7 @@ def summarise(soak: Soak, sampler: RssSampler, args, problems: list[str]) -> dic
     return {
         "benchmark": "dashboard soak: concurrent browser sessions on loopback",
         "settings": {"sessions": args.sessions, "minutes": args.minutes, "seed": args.seed, "train_steps": args.train_steps,
-                     "think_s": [args.think_min, args.think_max], "stagger_s": args.stagger, "max_actions": args.max_actions,
+                     "think_s": [args.think_min, args.think_max], "stagger_s": args.stagger, "one_context": args.one_context, "max_actions": args.max_actions,
                      "idle_s": args.idle, "rss_bound_mb": round(bound, 1), "chromium": chromium_path(),
                      "run": os.environ.get("LLMCORE_DASHBOARD_RUN") or "storyworld", "mix": MIX},
         "sessions": args.sessions,
@@ -729,6 +747,10 @@ def main(argv=None) -> int:
                     help="seconds between two visitors' arrivals (a class of 30 arrives over two minutes)")
     ap.add_argument("--idle", type=float, default=150.0,
                     help="seconds the server idles after the sessions end (Streamlit keeps a closed tab's session 120 s)")
+    ap.add_argument("--one-context", action="store_true",
+                    help="every session a tab of one browser context, sharing its HTTP and code caches: each tab is "
+                         "still its own Streamlit session, and the browsers parse Streamlit's JavaScript once, not "
+                         "once per session (on one small machine the browsers, not the server, run out of CPU)")
     ap.add_argument("--baseline-s", type=float, default=5.0, help="seconds of baseline sampling after warm-up")
     ap.add_argument("--rss-bound-mb", type=float, default=40.0,
                     help="RSS after may exceed the baseline by this many MB (or --rss-bound-frac of it, the larger)")

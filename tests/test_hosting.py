@@ -346,3 +346,16 @@ def test_the_guide_and_architecture_quote_the_memory_benchmark():
     assert f"569 MB to {mb(m['warm_mb'])}" in architecture
     assert f"about {mb(steps[FIRST_TRAINING]['added_mb'])}, once per process" in architecture
     assert f"torch alone adds {mb(steps['+ torch']['added_mb'])}" in architecture
+
+
+def test_the_guide_quotes_the_browser_soak():
+    """The classroom paragraph's figures are scripts/soak_dashboard.py's committed run (30 sessions, no error)."""
+    soak = json.loads((ROOT / "benchmarks" / "results" / "soak_dashboard.json").read_text())
+    guide = " ".join((ROOT / "docs" / "hosting.md").read_text().split())
+    assert soak["sessions"] == 30 and soak["errors"] == 0 and soak["settings"]["one_context"]
+    cpu = soak["cpu_s"]
+    for figure in (f"30 browser sessions did {soak['actions']} things in {soak['settings']['minutes']:g} minutes",
+                   f"with {soak['errors']} errors", f"{cpu['server_per_action']:.2f} CPU-seconds on average",
+                   f"about {2 / cpu['server_per_action']:.1f} a second", f"({cpu['clients']:.0f} against {cpu['server']:.0f}",
+                   f"{soak['server_latency_s']['p50']:.1f} s at the server's median"):
+        assert figure in guide, figure
