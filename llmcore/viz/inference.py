@@ -68,14 +68,14 @@ def _unique_labels(tokens: list[str]) -> list[str]:
     return out
 
 
-def _bars(alternatives, chosen: str | None):
-    import plotly.graph_objects as go
-
+def _bars(alternatives, chosen: str | None) -> dict:
+    """One horizontal Bar trace, as a plain dict: plotly checks it once, where it lands (an
+    animation's frames built as objects were checked twice, most of a figure's build time)."""
     labels = _unique_labels([t for t, _ in alternatives])
     colours = [HIGHLIGHT_COLOUR if chosen is not None and t == chosen else BAR_COLOUR for t, _ in alternatives]
-    return go.Bar(x=[p for _, p in alternatives], y=labels, orientation="h", marker_color=colours,
-                  text=[f"{p:.1%}" for _, p in alternatives], textposition="outside", cliponaxis=False,
-                  hovertemplate="%{y}: %{x:.2%}<extra></extra>")
+    return {"type": "bar", "x": [p for _, p in alternatives], "y": labels, "orientation": "h",
+            "marker": {"color": colours}, "text": [f"{p:.1%}" for _, p in alternatives], "textposition": "outside",
+            "cliponaxis": False, "hovertemplate": "%{y}: %{x:.2%}<extra></extra>"}
 
 
 def next_token_figure(alternatives, chosen: str | None = None, *, title: str | None = None, projector: bool = False):
@@ -87,7 +87,7 @@ def next_token_figure(alternatives, chosen: str | None = None, *, title: str | N
     import plotly.graph_objects as go
 
     alts = _check_alternatives(alternatives)
-    fig = go.Figure(_bars(alts, chosen))
+    fig = go.Figure([_bars(alts, chosen)])
     fig.update_xaxes(title="probability", range=[0, min(1.0, max(p for _, p in alts) * 1.25 + 0.02)], tickformat=".0%")
     fig.update_yaxes(autorange="reversed", tickfont={"family": MONO_FAMILY})
     fig.update_layout(height=120 + (44 if projector else 32) * len(alts), showlegend=False)  # a label per bar
@@ -105,7 +105,6 @@ def generation_figure(steps, prompt: str, *, projector: bool = False, wrap: int 
     wrap: characters per line of the text (a plotly table cell never wraps by itself):
     `CELL_WRAP`, or `PROJECTOR_CELL_WRAP` in projector mode; `NARROW_CELL_WRAP` for a phone.
     """
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     steps = list(steps)
@@ -127,11 +126,11 @@ def generation_figure(steps, prompt: str, *, projector: bool = False, wrap: int 
     fig = make_subplots(rows=2, cols=1, row_heights=[table_px, bars_px], vertical_spacing=gap / (table_px + gap + bars_px),
                         specs=[[{"type": "table"}], [{"type": "xy"}]])
 
-    def cell(i):
-        return go.Table(header={"values": [f"token {i + 1} of {len(steps)}"], "align": "left", "fill_color": "#e8f5ef",
-                                "font": {"size": size + 1}},
-                        cells={"values": [[text(i)]], "align": "left", "font": {"family": MONO_FAMILY, "size": size},
-                               "fill_color": "#ffffff"})
+    def cell(i):  # traces and frames as dicts, as in _bars
+        return {"type": "table", "header": {"values": [f"token {i + 1} of {len(steps)}"], "align": "left",
+                                            "fill": {"color": "#e8f5ef"}, "font": {"size": size + 1}},
+                "cells": {"values": [[text(i)]], "align": "left", "font": {"family": MONO_FAMILY, "size": size},
+                          "fill": {"color": "#ffffff"}}}
 
     def bars(i):
         s = steps[i]
@@ -146,7 +145,7 @@ def generation_figure(steps, prompt: str, *, projector: bool = False, wrap: int 
 
     fig.add_trace(cell(0), row=1, col=1)
     fig.add_trace(bars(0), row=2, col=1)
-    fig.frames = [go.Frame(data=[cell(i), bars(i)], traces=[0, 1], name=str(i), layout={"title": {"text": title(i)}})
+    fig.frames = [{"data": [cell(i), bars(i)], "traces": [0, 1], "name": str(i), "layout": {"title": {"text": title(i)}}}
                   for i in range(len(steps))]
     from llmcore.viz.training import _animation
 

@@ -153,13 +153,12 @@ def timeline_figure(timeline: list[dict], metrics: list[dict] | None = None, *, 
         samples = row.get("samples") or {}
         return [continuation_html(p, str(samples.get(p, "")), newlines="mark", width=wrap) for p in prompts]
 
-    def table(row):
-        return go.Table(
-            header={"values": [f"what the model writes at step {row['step']:,} (the prompt in grey)"],
-                    "align": "left", "fill_color": "#e8eef6", "font": {"size": size + 1}},
-            cells={"values": [cells(row)], "align": "left", "height": round(size * 2.3), "fill_color": "#ffffff",
-                   "font": {"family": MONO_FAMILY, "size": size}},
-        )
+    def table(row):  # traces and frames as dicts: plotly checks each once (objects were checked twice)
+        return {"type": "table",
+                "header": {"values": [f"what the model writes at step {row['step']:,} (the prompt in grey)"],
+                           "align": "left", "fill": {"color": "#e8eef6"}, "font": {"size": size + 1}},
+                "cells": {"values": [cells(row)], "align": "left", "height": round(size * 2.3),
+                          "fill": {"color": "#ffffff"}, "font": {"family": MONO_FAMILY, "size": size}}}
 
     # Tall enough for the longest frame's lines: a table shorter than its text scrolls, and
     # in an animation only its first rows showed.
@@ -186,7 +185,7 @@ def timeline_figure(timeline: list[dict], metrics: list[dict] | None = None, *, 
         fig.update_xaxes(title="step", row=2, col=1)
         fig.update_yaxes(title="loss", row=2, col=1)
     else:
-        fig = go.Figure(table(rows[0]))
+        fig = go.Figure([table(rows[0])])
 
     def title(row):
         seen = row.get("tokens_seen")
@@ -197,13 +196,13 @@ def timeline_figure(timeline: list[dict], metrics: list[dict] | None = None, *, 
     for r in rows:
         data, traces = [table(r)], [0]
         if loss_pts:
-            data.append(go.Scatter(x=[r["step"]], y=[loss_at(r["step"])]))
+            data.append({"type": "scatter", "x": [r["step"]], "y": [loss_at(r["step"])]})
             traces.append(2)
-        frames.append(go.Frame(data=data, traces=traces, name=str(r["step"]), layout={"title": {"text": title(r)}}))
+        frames.append({"data": data, "traces": traces, "name": str(r["step"]), "layout": {"title": {"text": title(r)}}})
     fig.frames = frames
     fig.update_layout(showlegend=False)
     apply_theme(fig, title=title(rows[0]), projector=projector)
-    fig.update_layout(margin={"t": title_room([f.layout.title.text for f in frames], projector=projector)})
+    fig.update_layout(margin={"t": title_room([f.layout.title.text for f in fig.frames], projector=projector)})
     _animation(fig, [str(r["step"]) for r in rows], prefix="step ", redraw=True, duration=900, projector=projector)
     fig.update_layout(height=fig.layout.margin.t + table_px + (gap + loss_px if loss_pts else 0) + fig.layout.margin.b)
     return fig
@@ -237,24 +236,24 @@ def embedding_figure(timeline: list[dict], *, projector: bool = False):
     if not rows:
         raise UserError("this run's timeline has no embedding maps (older runs lack them): train a new run")
 
-    def traces(row):
+    def traces(row):  # dicts, as in timeline_figure
         emb = row["embedding_2d"]
         out = []
         for group, colour in zip(_GROUPS, _GROUP_COLOURS):
             pts = [(t, xy) for t, xy in zip(emb["tokens"], emb["xy"]) if _token_group(t) == group]
-            out.append(go.Scatter(
-                x=[xy[0] for _, xy in pts], y=[xy[1] for _, xy in pts], mode="markers+text", name=group,
-                text=["".join(_SHOW.get(c, c) for c in t) for t, _ in pts], textposition="top center",
-                marker={"color": colour, "size": 9}, textfont={"size": 12, "family": MONO_FAMILY},
-                hovertemplate="%{text}<extra></extra>"))
+            out.append({"type": "scatter", "x": [xy[0] for _, xy in pts], "y": [xy[1] for _, xy in pts],
+                        "mode": "markers+text", "name": group,
+                        "text": ["".join(_SHOW.get(c, c) for c in t) for t, _ in pts], "textposition": "top center",
+                        "marker": {"color": colour, "size": 9}, "textfont": {"size": 12, "family": MONO_FAMILY},
+                        "hovertemplate": "%{text}<extra></extra>"})
         return out
 
     xs = [xy[0] for r in rows for xy in r["embedding_2d"]["xy"]]
     ys = [xy[1] for r in rows for xy in r["embedding_2d"]["xy"]]
     pad_x, pad_y = 0.08 * (max(xs) - min(xs) or 1), 0.08 * (max(ys) - min(ys) or 1)
     fig = go.Figure(traces(rows[0]))
-    fig.frames = [go.Frame(data=traces(r), traces=[0, 1, 2], name=str(r["step"]),
-                           layout={"title": {"text": f"Token embeddings at step {r['step']:,}"}}) for r in rows]
+    fig.frames = [{"data": traces(r), "traces": [0, 1, 2], "name": str(r["step"]),
+                   "layout": {"title": {"text": f"Token embeddings at step {r['step']:,}"}}} for r in rows]
     fig.update_xaxes(range=[min(xs) - pad_x, max(xs) + pad_x], title="principal component 1", zeroline=False)
     fig.update_yaxes(range=[min(ys) - pad_y, max(ys) + pad_y], title="principal component 2", zeroline=False)
     fig.update_layout(height=760 if projector else 600)  # room for the plot under large type's margins
