@@ -177,9 +177,9 @@ def test_every_page_fits_the_screen(server, browser, screen):
         closed = page.locator("details:not([open]) > summary")
         while closed.count():
             closed.first.click()
-        off = page.locator('[data-testid="stMain"] [data-testid="stCheckbox"] input[type="checkbox"]:not(:checked)')
-        while off.count():
-            off.first.click(force=True)
+        off = page.locator('[data-testid="stMain"] [data-testid="stCheckbox"]:has(input:not(:checked)) label')
+        while off.count():  # the toggle's label: its input is drawn as a switch, and on a phone not "visible"
+            off.first.click()
             settle(page)
         if name == "inference":
             page.get_by_role("button", name="Generate").click(timeout=90_000)
