@@ -140,6 +140,42 @@ def apply_theme(fig: go.Figure, *, title: str | None = None, projector: bool = F
     return fig
 
 
+def cell_text(projector: bool = False, wrap: int | None = None) -> tuple[int, int]:
+    """(characters per line, type size) for a model's writing in a table cell: `wrap` if given
+    (NARROW_CELL_WRAP for a phone), else the laptop's or projector mode's."""
+    if projector:
+        return wrap or PROJECTOR_CELL_WRAP, PROJECTOR_CELL_FONT_SIZE
+    return wrap or CELL_WRAP, CELL_FONT_SIZE
+
+
+def animation_controls(fig, labels: list[str], *, prefix: str, redraw: bool, duration: int = 700,
+                       projector: bool = False):
+    """A play/pause button and, on its own row below them, a slider over the frames named `labels`.
+
+    One row each, so the two never overlap on a narrow figure (on a phone the slider
+    beside the buttons ran under them), spaced for the figure's type size. Sets the
+    bottom margin that holds them; call after `apply_theme`.
+    """
+    size = PROJECTOR_FONT_SIZE if projector else FONT_SIZE
+    buttons_at = round(size * 4.5)  # below the x axis's numbers and title
+    slider_at = buttons_at + round(size * 3.5)
+    args_play = [None, {"frame": {"duration": duration, "redraw": redraw}, "fromcurrent": True,
+                        "transition": {"duration": 0 if redraw else 300}}]
+    args_pause = [[None], {"frame": {"duration": 0, "redraw": redraw}, "mode": "immediate"}]
+    fig.update_layout(
+        updatemenus=[{"type": "buttons", "showactive": False, "x": 0, "y": 0, "xanchor": "left", "yanchor": "top",
+                      "direction": "left", "pad": {"t": buttons_at},
+                      "buttons": [{"label": "\u25b6 Play", "method": "animate", "args": args_play},
+                                  {"label": "\u275a\u275a Pause", "method": "animate", "args": args_pause}]}],
+        sliders=[{"active": 0, "x": 0, "len": 1, "y": 0, "yanchor": "top", "pad": {"t": slider_at},
+                  "currentvalue": {"prefix": prefix, "xanchor": "right"},
+                  "steps": [{"label": lab, "method": "animate",
+                             "args": [[lab], {"frame": {"duration": 0, "redraw": redraw}, "mode": "immediate",
+                                              "transition": {"duration": 0}}]} for lab in labels]}],
+        margin={"b": slider_at + round(size * 5)},  # the slider's current value, track and labels
+    )
+
+
 def title_room(titles: list[str], *, projector: bool = False) -> int:
     """Pixels above the plot for the tallest of `titles` (an animation's frames change its title)."""
     size = PROJECTOR_FONT_SIZE if projector else FONT_SIZE

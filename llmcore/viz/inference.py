@@ -20,16 +20,14 @@ import math
 
 from llmcore.errors import UserError
 from llmcore.viz.common import (
-    CELL_FONT_SIZE,
-    CELL_WRAP,
     HIGHLIGHT_COLOUR,
     MONO_FAMILY,
     OKABE_ITO,
-    PROJECTOR_CELL_FONT_SIZE,
-    PROJECTOR_CELL_WRAP,
     STAGE_COLOURS,
     TITLE_WRAP,
+    animation_controls,
     apply_theme,
+    cell_text,
     continuation_html,
     title_room,
     wrap_text,
@@ -113,8 +111,7 @@ def generation_figure(steps, prompt: str, *, projector: bool = False, wrap: int 
     if not isinstance(prompt, str):
         raise UserError("the prompt must be text")
     n_alt = max(len(s.alternatives) for s in steps)
-    wrap = wrap or (PROJECTOR_CELL_WRAP if projector else CELL_WRAP)
-    size = PROJECTOR_CELL_FONT_SIZE if projector else CELL_FONT_SIZE
+    wrap, size = cell_text(projector, wrap)
 
     def text(i):
         return continuation_html(prompt, "".join(s.text for s in steps[:i]), steps[i].text, width=wrap)
@@ -123,7 +120,8 @@ def generation_figure(steps, prompt: str, *, projector: bool = False, wrap: int 
     # the bars as tall as their rows, the gap between them for the table's last line and the axis.
     table_px = round(size * (3.5 + 1.45 * (text(len(steps) - 1).count("<br>") + 1)))
     bars_px, gap = round(size * 2.1 * (n_alt + 1)), round(size * 3)
-    fig = make_subplots(rows=2, cols=1, row_heights=[table_px, bars_px], vertical_spacing=gap / (table_px + gap + bars_px),
+    fig = make_subplots(rows=2, cols=1, row_heights=[table_px, bars_px],
+                        vertical_spacing=gap / (table_px + gap + bars_px),
                         specs=[[{"type": "table"}], [{"type": "xy"}]])
 
     def cell(i):  # traces and frames as dicts, as in _bars
@@ -145,17 +143,17 @@ def generation_figure(steps, prompt: str, *, projector: bool = False, wrap: int 
 
     fig.add_trace(cell(0), row=1, col=1)
     fig.add_trace(bars(0), row=2, col=1)
-    fig.frames = [{"data": [cell(i), bars(i)], "traces": [0, 1], "name": str(i), "layout": {"title": {"text": title(i)}}}
+    fig.frames = [{"data": [cell(i), bars(i)], "traces": [0, 1], "name": str(i),
+                   "layout": {"title": {"text": title(i)}}}
                   for i in range(len(steps))]
-    from llmcore.viz.training import _animation
-
     top = max([p for s in steps for _, p in s.alternatives] + [s.prob for s in steps])
     fig.update_xaxes(title="probability", range=[0, min(1.05, top * 1.3 + 0.02)], tickformat=".0%", row=2, col=1)
     fig.update_yaxes(autorange="reversed", tickfont={"family": MONO_FAMILY}, row=2, col=1)
     fig.update_layout(showlegend=False)
     apply_theme(fig, title=title(0), projector=projector)
     fig.update_layout(margin={"t": title_room([f.layout.title.text for f in fig.frames], projector=projector)})
-    _animation(fig, [str(i) for i in range(len(steps))], prefix="token ", redraw=True, duration=500, projector=projector)
+    animation_controls(fig, [str(i) for i in range(len(steps))], prefix="token ", redraw=True, duration=500,
+                       projector=projector)
     for i, step in enumerate(fig.layout.sliders[0].steps):  # show tokens counted from 1
         step.label = str(i + 1)
     fig.update_layout(height=fig.layout.margin.t + table_px + gap + bars_px + fig.layout.margin.b)

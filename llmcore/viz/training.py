@@ -18,16 +18,12 @@ import math
 
 from llmcore.errors import UserError
 from llmcore.viz.common import (
-    CELL_FONT_SIZE,
-    CELL_WRAP,
-    FONT_SIZE,
     MONO_FAMILY,
     OKABE_ITO,
-    PROJECTOR_CELL_FONT_SIZE,
-    PROJECTOR_CELL_WRAP,
-    PROJECTOR_FONT_SIZE,
     TITLE_WRAP,
+    animation_controls,
     apply_theme,
+    cell_text,
     continuation_html,
     title_room,
     wrap_text,
@@ -100,33 +96,6 @@ def _check_timeline(timeline) -> list[dict]:
     return sorted(rows, key=lambda r: r["step"])
 
 
-def _animation(fig, labels: list[str], *, prefix: str, redraw: bool, duration: int = 700, projector: bool = False):
-    """A play/pause button and, on its own row below them, a slider over the frames named `labels`.
-
-    One row each, so the two never overlap on a narrow figure (on a phone the slider
-    beside the buttons ran under them), spaced for the figure's type size. Sets the
-    bottom margin that holds them; call after `apply_theme`.
-    """
-    size = PROJECTOR_FONT_SIZE if projector else FONT_SIZE
-    buttons_at = round(size * 4.5)  # below the x axis's numbers and title
-    slider_at = buttons_at + round(size * 3.5)
-    args_play = [None, {"frame": {"duration": duration, "redraw": redraw}, "fromcurrent": True,
-                        "transition": {"duration": 0 if redraw else 300}}]
-    args_pause = [[None], {"frame": {"duration": 0, "redraw": redraw}, "mode": "immediate"}]
-    fig.update_layout(
-        updatemenus=[{"type": "buttons", "showactive": False, "x": 0, "y": 0, "xanchor": "left", "yanchor": "top",
-                      "direction": "left", "pad": {"t": buttons_at},
-                      "buttons": [{"label": "\u25b6 Play", "method": "animate", "args": args_play},
-                                  {"label": "\u275a\u275a Pause", "method": "animate", "args": args_pause}]}],
-        sliders=[{"active": 0, "x": 0, "len": 1, "y": 0, "yanchor": "top", "pad": {"t": slider_at},
-                  "currentvalue": {"prefix": prefix, "xanchor": "right"},
-                  "steps": [{"label": lab, "method": "animate",
-                             "args": [[lab], {"frame": {"duration": 0, "redraw": redraw}, "mode": "immediate",
-                                              "transition": {"duration": 0}}]} for lab in labels]}],
-        margin={"b": slider_at + round(size * 5)},  # the slider's current value, track and labels
-    )
-
-
 def timeline_figure(timeline: list[dict], metrics: list[dict] | None = None, *, projector: bool = False,
                     wrap: int | None = None):
     """"Watch it learn": the samples at each timeline step as frames, with a slider and play button.
@@ -146,8 +115,7 @@ def timeline_figure(timeline: list[dict], metrics: list[dict] | None = None, *, 
     loss_pts = [(r["step"], _number(r, "loss")) for r in (metrics or []) if isinstance(r, dict)
                 and isinstance(r.get("step"), int) and _number(r, "loss") is not None]
 
-    wrap = wrap or (PROJECTOR_CELL_WRAP if projector else CELL_WRAP)
-    size = PROJECTOR_CELL_FONT_SIZE if projector else CELL_FONT_SIZE
+    wrap, size = cell_text(projector, wrap)
 
     def cells(row):  # one per prompt: the prompt in grey, then what the model writes in bold
         samples = row.get("samples") or {}
@@ -203,7 +171,8 @@ def timeline_figure(timeline: list[dict], metrics: list[dict] | None = None, *, 
     fig.update_layout(showlegend=False)
     apply_theme(fig, title=title(rows[0]), projector=projector)
     fig.update_layout(margin={"t": title_room([f.layout.title.text for f in fig.frames], projector=projector)})
-    _animation(fig, [str(r["step"]) for r in rows], prefix="step ", redraw=True, duration=900, projector=projector)
+    animation_controls(fig, [str(r["step"]) for r in rows], prefix="step ", redraw=True, duration=900,
+                       projector=projector)
     fig.update_layout(height=fig.layout.margin.t + table_px + (gap + loss_px if loss_pts else 0) + fig.layout.margin.b)
     return fig
 
@@ -258,7 +227,8 @@ def embedding_figure(timeline: list[dict], *, projector: bool = False):
     fig.update_yaxes(range=[min(ys) - pad_y, max(ys) + pad_y], title="principal component 2", zeroline=False)
     fig.update_layout(height=760 if projector else 600)  # room for the plot under large type's margins
     apply_theme(fig, title=f"Token embeddings at step {rows[0]['step']:,}", projector=projector)
-    _animation(fig, [str(r["step"]) for r in rows], prefix="step ", redraw=False, duration=800, projector=projector)
+    animation_controls(fig, [str(r["step"]) for r in rows], prefix="step ", redraw=False, duration=800,
+                       projector=projector)
     # The legend in the plot's top-left corner, on a faint white card: at the side it took half a
     # phone's width, and in a row above the plot it wrapped into the title on a phone.
     fig.update_layout(legend={"x": 0.01, "xanchor": "left", "y": 0.99, "yanchor": "top",
